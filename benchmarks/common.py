@@ -1,0 +1,79 @@
+"""Shared benchmark helpers: timing with warm-up and medians, peak memory, machine description, and
+writing result tables. Every benchmark script imports these instead of timing things its own way."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model, cores visible, torch threads, torch version, GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+        desc += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        if torch.cuda.is_available():
+            desc += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return desc
+
+
+def timeit(fn: Callable[[], object], warmup: int = 1, runs: int = 5, sync: Callable[[], None] | None = None) -> dict:
+    """Call ``fn`` ``warmup`` times untimed, then ``runs`` times; return median/min/max seconds.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called before reading each clock so that asynchronous
+    GPU work is counted.
+    """
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB). Run each measured case in a fresh process
+    (see :func:`run_isolated`) for a per-case figure."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def write_result(name: str, title: str, body: str) -> Path:
+    """Write ``benchmarks/results/<name>.md`` (title, machine line, body) and print it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = f"## {title}\n\nMachine: {machine()}. Measured {time.strftime('%Y-%m-%d %H:%M')}.\n\n{body}\n"
+    path = RESULTS / f"{name}.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    print(text)
+    return path
