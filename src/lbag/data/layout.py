@@ -1,0 +1,237 @@
+"""The ReLoBlur folder layout and the one place for image I/O in lbag.
+
+Li et al., "Real-World Deep Local Motion Deblurring" (AAAI 2023) publish ReLoBlur as
+
+    <root>/dataset/{train,test}/<scene>/<seq>/<idx>_sharp.png and <idx>_blur.png
+    <root>/masks/{train,test}/<scene>/<seq>/<idx>.png
+
+(scenes ``s01``..., sequences ``00``..., indices ``00``...). Masks may also live in a separate folder
+with the same relative layout (the later hand-annotated masks). Any non-zero mask pixel is blurred.
+
+Every reader here raises :class:`ImageReadError` naming the file for 0-byte or undecodable files, so a
+caller iterating over a folder can report the bad file and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_PAIR_RE = re.compile(r"^(?P<idx>.+)_(?P<kind>sharp|blur)\.png$")
+
+
+class ImageReadError(OSError):
+    """A file that should be an image is missing, empty or cannot be decoded."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One sharp/blurred pair of the published layout.
+
+    ``name`` is ``'<scene>/<seq>/<idx>'`` (e.g. ``'s01/00/03'``), unique within a split. ``mask`` is the
+    expected mask path when a mask folder is known (the file may still be missing: check ``exists()``),
+    else ``None``.
+    """
+
+    name: str
+    scene: str
+    seq: str
+    idx: str
+    split: str
+    sharp: Path
+    blur: Path
+    mask: Path | None = None
+
+
+def dataset_dir(root: str | os.PathLike, split: str) -> Path:
+    """``ROOT/dataset/<split>``; also accepts ROOT pointing at the ``dataset`` folder itself."""
+    root = Path(root)
+    if (root / "dataset" / split).is_dir() or not (root / split).is_dir():
+        return root / "dataset" / split
+    return root / split
+
+
+def default_masks_root(root: str | os.PathLike) -> Path:
+    """Where the published release keeps its masks: ``ROOT/masks``."""
+    return Path(root) / "masks"
+
+
+def find_pairs(root: str | os.PathLike, split: str, masks_root: str | os.PathLike | None = None,
+               strict: bool = False) -> list[Pair]:
+    """List the pairs of one split, sorted by name.
+
+    A pair is listed when at least one of its two images exists; the partner may be missing (``lbag
+    data check`` reports that; datasets pass ``strict=True`` to skip such pairs). Mask paths point
+    into ``masks_root`` (default ``ROOT/masks``) with the same ``<split>/<scene>/<seq>/<idx>.png``
+    layout; they are ``None`` when no mask folder exists at all.
+
+    Args:
+        root: dataset root holding ``dataset/{train,test}``.
+        split: ``'train'`` or ``'test'`` (any folder name under ``dataset/`` works).
+        masks_root: folder with ``{split}/<scene>/<seq>/<idx>.png``; default ``ROOT/masks``.
+        strict: keep only pairs whose sharp and blurred images both exist.
+
+    Raises:
+        FileNotFoundError: when ``ROOT/dataset/<split>`` does not exist.
+    """
+    ddir = dataset_dir(root, split)
+    if not ddir.is_dir():
+        raise FileNotFoundError(f"{ddir}: no such split folder (expected ROOT/dataset/{split}/<scene>/<seq>/)")
+    mroot = Path(masks_root) if masks_root is not None else default_masks_root(root)
+    have_masks = (mroot / split).is_dir() or masks_root is not None
+    found: dict[tuple[str, str, str], set[str]] = {}
+    for path in ddir.glob("*/*/*.png"):
+        m = _PAIR_RE.match(path.name)
+        if m is None:
+            continue
+        scene, seq = path.parent.parent.name, path.parent.name
+        found.setdefault((scene, seq, m["idx"]), set()).add(m["kind"])
+    pairs = []
+    for (scene, seq, idx), kinds in sorted(found.items()):
+        if strict and len(kinds) < 2:
+            continue
+        folder = ddir / scene / seq
+        pairs.append(Pair(
+            name=f"{scene}/{seq}/{idx}", scene=scene, seq=seq, idx=idx, split=split,
+            sharp=folder / f"{idx}_sharp.png", blur=folder / f"{idx}_blur.png",
+            mask=(mroot / split / scene / seq / f"{idx}.png") if have_masks else None))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Image I/O
+# ---------------------------------------------------------------------------------------------------
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to RGB in its native integer type (uint8 or uint16), shape (H, W, 3).
+
+    Grayscale is replicated to three channels; an alpha channel is dropped (ReLoBlur images are opaque;
+    compositing over an arbitrary colour would invent data). Float TIFFs are returned as float32.
+
+    Raises:
+        ImageReadError: missing, 0-byte or undecodable file (the message names the file).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    data = np.fromfile(path, dtype=np.uint8)  # imdecode handles non-ASCII paths, imread does not
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: not a decodable image (corrupt or truncated, {size} bytes)")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ImageReadError(f"{path}: unsupported pixel type {img.dtype}")
+    return np.ascontiguousarray(img)
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """Integer image (uint8 / uint16) -> float32 in [0, 1]; float input is passed through as float32."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * np.float32(1 / 255)
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) * np.float32(1 / 65535)
+    return img.astype(np.float32, copy=False)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1], shape (H, W, 3). 8- and 16-bit files are scaled by
+    their own maximum; grayscale becomes three equal channels; alpha is dropped.
+
+    Raises:
+        ImageReadError: missing, 0-byte or undecodable file.
+    """
+    return to_float(decode_image(path))
+
+
+def decode_mask(path: str | os.PathLike) -> np.ndarray:
+    """Decode a mask file to a bool (H, W) array: any non-zero value in any channel is blurred."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty mask file (0 bytes)")
+    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: not a decodable mask image (corrupt or truncated, {size} bytes)")
+    if img.ndim == 3:
+        # An RGBA mask drawn in an editor marks blur in its colour channels; alpha is coverage only.
+        img = img[:, :, :3].max(axis=2) if img.shape[2] >= 3 else img[:, :, 0]
+    return img > 0
+
+
+read_mask = decode_mask
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> Path:
+    """Write an RGB (H, W, 3) or single-channel (H, W) image atomically (tmp file + ``os.replace``).
+
+    Float input is taken as [0, 1], clipped, and rounded to ``bits`` (8 or 16); integer input is
+    written as is (its type must match ``bits``); bool input becomes 0/255. The format follows the
+    suffix (PNG recommended; 16 bits need PNG or TIFF). Parent folders are created.
+    """
+    path = Path(path)
+    if bits not in (8, 16):
+        raise ValueError(f"{path}: bits must be 8 or 16, got {bits}")
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"{path}: expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
+    dtype = np.uint8 if bits == 8 else np.uint16
+    if arr.dtype == bool:
+        arr = arr.astype(dtype) * np.iinfo(dtype).max
+    elif np.issubdtype(arr.dtype, np.floating):
+        scale = np.iinfo(dtype).max
+        arr = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
+    elif arr.dtype != dtype:
+        raise ValueError(f"{path}: integer image of type {arr.dtype} cannot be written with bits={bits}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower() or ".png"
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == ".png" else []
+    ok, buf = cv2.imencode(ext, arr, params)
+    if not ok:
+        raise OSError(f"{path}: could not encode the image as {ext}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write a bool (H, W) mask as an 8-bit PNG (0 / 255), atomically."""
+    return write_image(path, np.asarray(mask, dtype=bool), bits=8)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files (by suffix) directly under ``folder`` or below it, sorted."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
