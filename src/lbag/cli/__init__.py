@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 
 # Subcommand modules, in the order ``lbag --help`` lists them.
-SUBCOMMANDS = ("demo",)
+SUBCOMMANDS = ("demo", "synth", "masks", "data")
 
 
 class UserError(Exception):
