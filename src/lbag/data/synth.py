@@ -230,7 +230,7 @@ def dead_leaves(w: int, h: int, rng: np.random.Generator, r_min: float | None = 
     """
     side = min(w, h)
     r_min = max(1.5, side / 300) if r_min is None else r_min
-    r_max = side / 4 if r_max is None else r_max
+    r_max = max(2 * r_min, side / 4) if r_max is None else r_max
     canvas = np.empty((h, w, 3), np.uint8)
     canvas[:] = rng.integers(40, 200, 3, dtype=np.uint8)
     # Enough shapes to cover the frame several times with the r^-3 size law.

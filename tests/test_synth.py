@@ -1,0 +1,137 @@
+"""The physically based synthetic generator: determinism, exact masks, configured ranges, energy."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from lbag.cli import main
+from lbag.data.layout import find_pairs, read_image, read_mask
+from lbag.data.synth import SynthConfig, generate, linear_to_srgb, render_sample, srgb_to_linear
+
+SMALL = dict(size=(128, 96), blur_extent=(6.0, 14.0), blurred_area=(0.05, 0.20))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, SynthConfig(**SMALL, scenes=3, images_per_sequence=3), seed=5, progress=False)
+    return out
+
+
+def test_layout_split_and_summary(dataset):
+    train, test = find_pairs(dataset, "train"), find_pairs(dataset, "test")
+    assert len(train) + len(test) == 9 and len(test) == 3  # one of three scenes (rounded 25%)
+    assert not {p.scene for p in train} & {p.scene for p in test}
+    p = train[0]
+    assert read_image(p.sharp).shape == (96, 128, 3) and read_mask(p.mask).shape == (96, 128)
+    summary = json.loads((dataset / "synth.json").read_text())
+    assert len(summary["samples"]) == 9 and summary["config"]["seed"] == 5
+
+
+def test_deterministic_and_resumable(dataset, tmp_path):
+    cfg = SynthConfig(**SMALL, scenes=3, images_per_sequence=3)
+    generate(tmp_path, cfg, seed=5, progress=False, workers=2)
+    for split in ("train", "test"):
+        for a, b in zip(find_pairs(dataset, split), find_pairs(tmp_path, split)):
+            assert a.name == b.name
+            for f in ("sharp", "blur", "mask"):
+                assert getattr(a, f).read_bytes() == getattr(b, f).read_bytes(), (a.name, f)
+    # Resume: delete one sample, rerun; only it is re-rendered, identically.
+    victim = find_pairs(tmp_path, "train")[1]
+    before = victim.blur.read_bytes()
+    victim.blur.unlink()
+    victim.mask.unlink()
+    mtime = find_pairs(tmp_path, "train")[0].blur.stat().st_mtime_ns
+    generate(tmp_path, cfg, seed=5, progress=False)
+    assert victim.blur.read_bytes() == before
+    assert find_pairs(tmp_path, "train")[0].blur.stat().st_mtime_ns == mtime
+    # Another seed gives other images.
+    other = render_sample(SynthConfig(**SMALL), np.random.default_rng(1))
+    again = render_sample(SynthConfig(**SMALL), np.random.default_rng(2))
+    assert not np.array_equal(other.blur, again.blur)
+
+
+def test_scenes_share_background(dataset):
+    pairs = [p for p in find_pairs(dataset, "train") if p.scene == find_pairs(dataset, "train")[0].scene]
+    a, b = read_image(pairs[0].sharp), read_image(pairs[1].sharp)
+    free = ~(read_mask(pairs[0].mask) | read_mask(pairs[1].mask))
+    assert np.abs(a - b)[free].mean() < 0.02  # only noise differs off the objects
+
+
+def test_mask_exact_noise_free():
+    cfg = SynthConfig(**SMALL, full_well=float("inf"), read_noise=0.0)
+    for s in range(4):
+        r = render_sample(cfg, np.random.default_rng(s))
+        diff = np.abs(r.sharp.astype(int) - r.blur.astype(int)).max(axis=2)
+        # Outside the mask the two frames are the same background: at most one 8-bit level
+        # (alpha below the mask threshold of 1/510).
+        assert diff[~r.mask].max() <= 1
+        # Inside, the moving objects change the pixels.
+        assert (diff[r.mask] > 2).mean() > 0.3
+
+
+def test_mask_exact_with_noise():
+    r = render_sample(SynthConfig(**SMALL), np.random.default_rng(7))
+    d = np.abs(srgb_to_linear(r.sharp / 255) - srgb_to_linear(r.blur / 255)).mean(axis=2)
+    assert d[r.mask].mean() > 4 * d[~r.mask].mean()
+
+
+def test_extent_and_area_in_range():
+    cfg = SynthConfig(**SMALL)
+    for s in range(6):
+        r = render_sample(cfg, np.random.default_rng(100 + s))
+        assert all(6.0 - 0.05 <= e <= 14.0 + 0.05 for e in r.extents), r.extents
+        assert 0.05 <= r.blurred_area <= 0.20 and r.blurred_area == pytest.approx(r.mask.mean())
+        # Independent check: every swept pixel lies within the largest extent of the start position.
+        far = distance_transform_edt(~r.start_mask)[r.mask].max()
+        assert far <= max(r.extents) + 1.5
+    one = SynthConfig(**SMALL, objects=(1, 1), rotation_share=0.0, scale_share=0.0)
+    r = render_sample(one, np.random.default_rng(3))
+    # Pure translation of one object: the farthest swept pixel is the extent away from the start.
+    far = distance_transform_edt(~r.start_mask)[r.mask].max()
+    assert far == pytest.approx(r.extents[0], abs=1.5)
+
+
+def test_energy_conservation():
+    cfg = SynthConfig(**SMALL, full_well=float("inf"), read_noise=0.0, highlight_prob=0.0, scale_share=0.0)
+    bg = np.full((96, 128, 3), 0.3, np.float32)
+    for s in range(3):
+        r = render_sample(cfg, np.random.default_rng(s), background=bg, keep_linear=True)
+        # Translation and rotation preserve the objects' area: the same photon energy reaches both.
+        assert r.blur_linear.mean() == pytest.approx(r.sharp_linear.mean(), rel=2e-3)
+        assert r.blur.mean() == pytest.approx(r.sharp.mean(), rel=0.02)
+
+
+def test_highlights_clip_after_integration():
+    # A blurred highlight brighter than white stays saturated along its smear (linear-light
+    # integration), which averaging 8-bit frames could not produce.
+    cfg = SynthConfig(**SMALL, full_well=float("inf"), read_noise=0.0, highlight_prob=1.0,
+                      highlight_radiance=(20.0, 20.0), objects=(1, 1))
+    r = render_sample(cfg, np.random.default_rng(0), background=np.full((96, 128, 3), 0.1, np.float32),
+                      keep_linear=True)
+    assert r.blur_linear.max() > 1.0
+    assert (r.blur == 255).any() and (r.sharp == 255).any()
+
+
+def test_srgb_roundtrip_and_config_errors():
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    assert np.allclose(srgb_to_linear(linear_to_srgb(x)), x, atol=1e-5)
+    with pytest.raises(ValueError, match="blur_extent"):
+        SynthConfig(blur_extent=(70, 15))
+    with pytest.raises(ValueError, match="sources"):
+        SynthConfig(sources=("nope",))
+    with pytest.raises(ValueError, match="size"):
+        SynthConfig(size=(8, 8))
+
+
+def test_cli(tmp_path, capsys):
+    imgs = tmp_path / "photos"
+    imgs.mkdir()
+    from lbag.data.layout import write_image
+    write_image(imgs / "p.png", np.random.default_rng(0).random((40, 50, 3)))
+    assert main(["synth", "--out", str(tmp_path / "o"), "--scenes", "2", "--size", "64x48", "--images-per-scene",
+                 "2", "--blur-extent", "4,8", "--images", str(imgs), "--workers", "1"]) == 0
+    assert "4 pairs" in capsys.readouterr().out
+    assert main(["synth", "--out", str(tmp_path / "o"), "--size", "64by48"]) == 2
