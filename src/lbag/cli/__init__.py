@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 
 # Subcommand modules, in the order ``lbag --help`` lists them.
-SUBCOMMANDS = ("demo", "synth", "masks", "data")
+SUBCOMMANDS = ("demo", "synth", "capture", "masks", "data", "train", "evaluate", "deblur", "report")
 
 
 class UserError(Exception):
