@@ -1,0 +1,66 @@
+"""``lbag deblur``: deblur images with LBAG (Li et al., AAAI 2023); no mask needed.
+
+Full resolution on bounded memory (tiled with overlap and seamless blending); the bundled model by
+default, ``--weights`` for our checkpoints or the published LBAG / MIMO-UNet files.
+"""
+
+from __future__ import annotations
+
+from . import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("deblur", help="deblur images, folders, globs or a dataset split",
+                       description="Deblur images (PNG/JPEG/TIFF, 8/16-bit). A dataset root or split folder "
+                                   "writes OUT/<scene>/<seq>/<idx>.png, ready for `lbag evaluate`.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, glob patterns, or a "
+                   "dataset root / split folder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights file (default: the bundled lbag_small_synth model)")
+    p.add_argument("--save-mask", action="store_true", help="also write the predicted blur mask <stem>_mask.png")
+    p.add_argument("--compare", action="store_true", help="also write <stem>_compare.png (blurred | deblurred | mask)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="tile side in pixels (default: automatic from free memory; 0: never tile)")
+    p.add_argument("--overlap", type=int, default=None, metavar="N", help="overlap between tiles in pixels "
+                   "(default: the measured default of lbag.infer)")
+    p.add_argument("--split", default="test", help="split to deblur when INPUT is a dataset root (default: test)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..infer import DEFAULT_OVERLAP, collect_inputs, deblur_files, load_for_inference
+    from ..models import CheckpointError
+
+    if args.tile is not None and args.tile < 0:
+        raise UserError(f"--tile must be >= 0, got {args.tile}")
+    overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    if overlap < 0:
+        raise UserError(f"--overlap must be >= 0, got {overlap}")
+    if args.tile and overlap >= args.tile:
+        raise UserError(f"--overlap ({overlap}) must be smaller than --tile ({args.tile})")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        jobs, problems = collect_inputs(args.inputs, split=args.split)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for p in problems:
+        print(f"lbag deblur: {p}")
+    if not jobs:
+        raise UserError("nothing to deblur")
+    try:
+        model = load_for_inference(args.weights, device=device)
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    written, bad = deblur_files(jobs, args.output, model, tile=args.tile, overlap=overlap,
+                                save_mask=args.save_mask, compare=args.compare, device=device,
+                                progress=not args.quiet, report=lambda m: print(f"lbag deblur: {m}"))
+    print(f"lbag deblur: wrote {len(written)} image(s) to {args.output}"
+          + (f"; {len(bad) + len(problems)} problem(s) reported above" if bad or problems else ""))
+    return 0 if written and not bad and not problems else (1 if written else 2)

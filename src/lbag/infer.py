@@ -1,0 +1,432 @@
+"""Full-resolution inference for MIMO-UNet / LBAG: padded, tiled, blended.
+
+Li et al., "Real-World Deep Local Motion Deblurring" (AAAI 2023) evaluate LBAG on the full 2152x1436
+ReLoBlur images (~7.1 TMAC, several GB of activations). To run any image size on bounded memory the
+image is cut into overlapping tiles, each tile goes through the network on its own, and the outputs
+are blended with raised-cosine weights over the overlaps, so no seam is visible.
+
+Why the result matches the untiled output closely: the network downsamples with nearest
+interpolation, which keeps every 2nd / 4th pixel. Tiles therefore start on multiples of 4, so every
+tile sees exactly the pixel grid the whole image would; what remains is the limited context at tile
+borders, and the blending weights give those border pixels (almost) no say. The default overlap was
+chosen by ``benchmarks/bench_infer.py`` (tiled vs untiled PSNR; see README "Measured figures").
+
+The per-tile network call is one swappable callable, ``forward(model, x) -> DeblurOutput``, so an
+optimised path (channels_last, torch.compile, bf16) can replace :func:`default_forward`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import DeblurOutput
+
+__all__ = ["DEFAULT_OVERLAP", "Forward", "default_forward", "tile_starts", "blend_weights", "auto_tile_size",
+           "available_memory", "deblur_tensor", "DeblurResult", "bytes_per_pixel", "bundled_weights_path",
+           "load_for_inference", "DeblurJob", "collect_inputs", "read_input_image", "apply_exif_orientation",
+           "deblur_files"]
+
+# Overlap between neighbouring tiles, in full-resolution pixels (a multiple of 4). Measured with
+# benchmarks/bench_infer.py: see README "Measured figures" for the tiled-vs-untiled PSNR per overlap.
+DEFAULT_OVERLAP = 64
+# Alignment of tile origins: the network's coarsest scale is 1/4 (nearest downsampling).
+ALIGN = 4
+
+Forward = Callable[[torch.nn.Module, torch.Tensor], DeblurOutput]
+
+
+def default_forward(model: torch.nn.Module, x: torch.Tensor) -> DeblurOutput:
+    """Plain float32 forward pass (the reference every optimised path is compared with)."""
+    return model(x)
+
+
+@dataclass(frozen=True)
+class DeblurResult:
+    """Output of :func:`deblur_tensor`.
+
+    Attributes:
+        image: deblurred image (B, 3, H, W), clamped to [0, 1], on the CPU.
+        mask: predicted blur mask (B, 1, H, W) in [gate_min, 1] for gated models, else None.
+        tiles: number of tiles the image was cut into (1 = untiled).
+        tile: tile side used (0 = whole image).
+    """
+
+    image: torch.Tensor
+    mask: torch.Tensor | None
+    tiles: int
+    tile: int
+
+
+# --- tiling geometry ------------------------------------------------------------------------------
+def tile_starts(length: int, tile: int, overlap: int, align: int = ALIGN) -> list[int]:
+    """Origins of the tiles along one axis: evenly spread, aligned to ``align``, covering ``length``.
+
+    Args:
+        length: axis length (a multiple of ``align``).
+        tile: tile side (a multiple of ``align``).
+        overlap: minimum overlap wanted between neighbours (pixels).
+
+    Returns:
+        Sorted origins; the first is 0 and the last is ``length - tile`` (``[0]`` when one tile covers it).
+    """
+    if tile >= length:
+        return [0]
+    if overlap >= tile:
+        raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+    n = math.ceil((length - overlap) / (tile - overlap))
+    n = max(n, 2)
+    last = length - tile
+    starts = sorted({(round(i * last / (n - 1)) // align) * align for i in range(n)} | {last})
+    return starts
+
+
+def _ramp(n: int, device=None) -> torch.Tensor:
+    """Raised-cosine rise over ``n`` samples, with the outer quarter at exactly zero.
+
+    The outer quarter of an overlap is where a tile lacks context, so it gets no weight at all; the
+    middle half is a raised cosine, whose mirror image sums with it to exactly one.
+    """
+    if n <= 0:
+        return torch.ones(0, device=device)
+    i = torch.arange(n, dtype=torch.float64, device=device)
+    lo, hi = n / 4.0, 3.0 * n / 4.0
+    t = ((i + 0.5 - lo) / (hi - lo)).clamp(0.0, 1.0)
+    return (0.5 - 0.5 * torch.cos(math.pi * t)).float()
+
+
+def blend_weights(size: int, before: int, after: int, device=None) -> torch.Tensor:
+    """1-D blending weights of a tile of ``size`` px overlapping ``before`` px with its previous
+    neighbour and ``after`` px with its next one (0 = image border: full weight up to the edge)."""
+    w = torch.ones(size, device=device)
+    if before > 0:
+        w[:before] = _ramp(before, device)
+    if after > 0:
+        w[size - after:] = torch.minimum(w[size - after:], _ramp(after, device).flip(0))
+    # Never exactly zero: keeps the normaliser positive even for degenerate overlaps.
+    return w.clamp_min(1e-6)
+
+
+def _axis_plan(length: int, tile: int, overlap: int) -> list[tuple[int, torch.Tensor]]:
+    starts = tile_starts(length, tile, overlap)
+    size = min(tile, length)
+    plan = []
+    for k, s in enumerate(starts):
+        before = (starts[k - 1] + size - s) if k > 0 else 0
+        after = (s + size - starts[k + 1]) if k + 1 < len(starts) else 0
+        plan.append((s, blend_weights(size, before, after)))
+    return plan
+
+
+# --- memory ---------------------------------------------------------------------------------------
+def available_memory(device: torch.device) -> int:
+    """Free memory in bytes on ``device`` (CUDA: free device memory; CPU: MemAvailable)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # other POSIX systems
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def bytes_per_pixel(model: torch.nn.Module) -> int:
+    """Peak inference memory per input pixel, float32.
+
+    Measured with benchmarks/bench_infer.py (peak RSS growth of an inference_mode forward on CPU):
+    ~290 float32 values per pixel per unit of width (LBAG, width 32: ~37 KB/px at 512x512). We add
+    a safety margin on top and scale with the width, which sets every activation's channel count.
+    """
+    width = getattr(getattr(model, "config", None), "width", 32)
+    return int(360 * 4 * width)
+
+
+def auto_tile_size(model: torch.nn.Module, device: torch.device, fraction: float = 0.5,
+                   max_tile: int = 2048, min_tile: int = 128) -> int:
+    """Largest square tile (multiple of 4) whose forward pass fits ``fraction`` of the free memory."""
+    budget = available_memory(device) * fraction
+    side = int(math.sqrt(max(budget, 0) / bytes_per_pixel(model)))
+    side = max(min_tile, min(max_tile, side))
+    return side - side % ALIGN
+
+
+# --- inference ------------------------------------------------------------------------------------
+@torch.inference_mode()
+def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = None,
+                  overlap: int = DEFAULT_OVERLAP, forward: Forward | None = None,
+                  device: torch.device | str | None = None, progress: Callable[[int, int], None] | None = None
+                  ) -> DeblurResult:
+    """Deblur images of any size at full resolution.
+
+    Args:
+        model: a MIMO-UNet/LBAG network (put in eval mode here).
+        x: blurred images (B, 3, H, W) or (3, H, W), float in [0, 1].
+        tile: tile side in pixels (rounded down to a multiple of 4); None = automatic from the free
+            memory; 0 = never tile (whole image in one pass).
+        overlap: overlap between neighbouring tiles in pixels (rounded up to a multiple of 4).
+        forward: per-tile call ``forward(model, x) -> DeblurOutput`` (default: :func:`default_forward`).
+        device: where the network runs (default: the model's device). Results come back on the CPU.
+        progress: called as ``progress(done, total)`` after each tile.
+
+    Returns:
+        :class:`DeblurResult` with the full-scale image (clamped to [0, 1]) and mask.
+
+    Shape:
+        x: (B, 3, H, W) -> image (B, 3, H, W), mask (B, 1, H, W).
+    """
+    squeeze = x.dim() == 3
+    if squeeze:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    model.eval()
+    forward = forward or default_forward
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    b, _, h, w = x.shape
+    x = x.float().cpu()
+
+    if tile is None:
+        tile = auto_tile_size(model, dev)
+    overlap = overlap + (-overlap) % ALIGN
+    # Pad like the network does (bottom/right to a multiple of 4) so tiles share its pixel grid.
+    ph, pw = (-h) % ALIGN, (-w) % ALIGN
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    H, W = x.shape[-2:]
+
+    if tile <= 0 or (tile >= H and tile >= W):
+        out = forward(model, x.to(dev))
+        image = out.images[-1].float().cpu()
+        mask = out.masks[-1].float().cpu() if out.masks[-1] is not None else None
+        if progress:
+            progress(1, 1)
+        image, mask = image[..., :h, :w].clamp(0, 1), None if mask is None else mask[..., :h, :w]
+        if squeeze:
+            image, mask = image[0], None if mask is None else mask[0]
+        return DeblurResult(image, mask, 1, 0)
+
+    tile = max(tile - tile % ALIGN, 2 * ALIGN)
+    if overlap >= tile:
+        raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+    rows, cols = _axis_plan(H, tile, overlap), _axis_plan(W, tile, overlap)
+    acc = torch.zeros(b, 3, H, W)
+    acc_mask: torch.Tensor | None = None
+    norm = torch.zeros(1, 1, H, W)
+    total, done = len(rows) * len(cols), 0
+    for y0, wy in rows:
+        for x0, wx in cols:
+            th, tw = wy.numel(), wx.numel()
+            out = forward(model, x[..., y0:y0 + th, x0:x0 + tw].to(dev))
+            weight = (wy[:, None] * wx[None, :])[None, None]
+            acc[..., y0:y0 + th, x0:x0 + tw] += out.images[-1].float().cpu() * weight
+            if out.masks[-1] is not None:
+                if acc_mask is None:
+                    acc_mask = torch.zeros(b, 1, H, W)
+                acc_mask[..., y0:y0 + th, x0:x0 + tw] += out.masks[-1].float().cpu() * weight
+            norm[..., y0:y0 + th, x0:x0 + tw] += weight
+            done += 1
+            if progress:
+                progress(done, total)
+    image = (acc / norm)[..., :h, :w].clamp(0, 1)
+    mask = None if acc_mask is None else (acc_mask / norm)[..., :h, :w]
+    if squeeze:
+        image = image[0]
+        mask = None if mask is None else mask[0]
+    return DeblurResult(image, mask, total, tile)
+
+
+# --- files ----------------------------------------------------------------------------------------
+BUNDLED_WEIGHTS = "lbag_small_synth.safetensors"
+
+
+def bundled_weights_path() -> Path:
+    """The bundled model, shipped as package data in ``lbag/weights/`` (works from an installed wheel)."""
+    from importlib.resources import files
+
+    return Path(str(files("lbag") / "weights" / BUNDLED_WEIGHTS))
+
+
+def load_for_inference(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    """Load ``weights`` (default: the bundled model) in eval mode on ``device``."""
+    from .models import load_model
+
+    path = Path(weights) if weights is not None else bundled_weights_path()
+    return load_model(path, map_location=device)
+
+
+@dataclass(frozen=True)
+class DeblurJob:
+    """One image to deblur: where it comes from and the output stem (relative to the output folder)."""
+
+    source: Path
+    stem: str
+
+
+def collect_inputs(inputs: list[str], split: str = "test") -> tuple[list[DeblurJob], list[str]]:
+    """Expand files, folders, globs and dataset roots/splits into jobs.
+
+    * a file: ``<stem>``;
+    * a folder of images: every image below it, ``<stem>`` (sub-folders kept: ``sub/<stem>``);
+    * a dataset split folder (``<scene>/<seq>/<idx>_blur.png``) or a dataset root (``ROOT/dataset/<split>``):
+      the blurred images only, as ``<scene>/<seq>/<idx>`` — the layout ``lbag evaluate`` reads;
+    * a glob pattern (``*``, ``?``, ``[``): every image it matches.
+
+    Returns:
+        (jobs, problems): ``problems`` names inputs that matched nothing. Duplicate output stems are
+        an error (ValueError naming both sources).
+    """
+    import glob
+
+    from .data.layout import IMAGE_SUFFIXES, dataset_dir, list_images
+
+    jobs: list[DeblurJob] = []
+    problems: list[str] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            split_dir = None
+            if (p / "dataset").is_dir():
+                split_dir = dataset_dir(p, split)
+                if not split_dir.is_dir():
+                    problems.append(f"{raw}: dataset root without a {split!r} split ({split_dir} missing)")
+                    continue
+            elif any(p.glob("*/*/*_blur.png")):
+                split_dir = p
+            if split_dir is not None:
+                for b in sorted(split_dir.glob("*/*/*_blur.png")):
+                    idx = b.name[:-len("_blur.png")]
+                    jobs.append(DeblurJob(b, f"{b.parent.parent.name}/{b.parent.name}/{idx}"))
+                continue
+            found = list_images(p)
+            if not found:
+                problems.append(f"{raw}: no images (PNG/JPEG/TIFF/BMP) in this folder")
+            for f in found:
+                rel = f.relative_to(p).with_suffix("")
+                jobs.append(DeblurJob(f, rel.as_posix()))
+        elif p.is_file():
+            jobs.append(DeblurJob(p, p.stem))
+        elif any(ch in raw for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(raw, recursive=True))
+            matches = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            if not matches:
+                problems.append(f"{raw}: the pattern matches no image")
+            jobs.extend(DeblurJob(m, m.stem) for m in matches)
+        else:
+            problems.append(f"{raw}: no such file or folder")
+    seen: dict[str, Path] = {}
+    for j in jobs:
+        if j.stem in seen and seen[j.stem] != j.source:
+            raise ValueError(f"two inputs would write the same output {j.stem}.png: {seen[j.stem]} and "
+                             f"{j.source}; deblur them into different folders")
+        seen[j.stem] = j.source
+    unique = list({j.stem: j for j in jobs}.values())
+    return unique, problems
+
+
+# EXIF orientation -> numpy transform (cv2.IMREAD_UNCHANGED, used by lbag.data.read_image, ignores EXIF).
+_EXIF_ORIENTATION = 0x0112
+
+
+def read_input_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an image for deblurring: float32 RGB (H, W, 3) in [0, 1], upright, and its bit depth.
+
+    Grayscale becomes three equal channels and alpha is dropped (lbag.data.decode_image); 16-bit (and
+    float TIFF) inputs report 16 bits so the output keeps the precision; the EXIF orientation of JPEG
+    and TIFF files is applied here because the shared decoder does not.
+    """
+    from .data.layout import decode_image, to_float
+
+    native = decode_image(path)
+    bits = 8 if native.dtype == np.uint8 else 16
+    img = to_float(native)
+    if Path(path).suffix.lower() in (".jpg", ".jpeg", ".tif", ".tiff"):
+        try:
+            from PIL import Image
+            with Image.open(path) as im:
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        except Exception:  # no readable EXIF: keep the pixels as stored
+            orientation = 1
+        img = apply_exif_orientation(img, orientation)
+    return np.ascontiguousarray(img), bits
+
+
+def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip an (H, W, C) array as EXIF orientation 1-8 prescribes (as PIL's exif_transpose)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops[orientation](img) if orientation in ops else img
+
+
+def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch.nn.Module,
+                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, save_mask: bool = False,
+                 compare: bool = False, device: str | torch.device = "cpu", forward: Forward | None = None,
+                 progress: bool = True, report=print) -> tuple[list[Path], list[str]]:
+    """Deblur image files into ``out_dir`` (``<stem>.png``, 16-bit when the input was 16-bit).
+
+    ``save_mask`` adds ``<stem>_mask.png`` (the predicted gate, 8-bit); ``compare`` adds
+    ``<stem>_compare.png`` (blurred | deblurred | mask). Every file is written atomically. An image
+    that cannot be read or deblurred is reported through ``report`` and skipped.
+
+    Returns:
+        (written deblurred paths, problems).
+    """
+    from tqdm import tqdm
+
+    from .data.layout import write_image
+    from .report import comparison_picture, mask_to_rgb
+
+    out_dir = Path(out_dir)
+    written, problems = [], []
+    for job in tqdm(jobs, desc="deblur", unit="img", disable=not progress):
+        try:
+            img, bits = read_input_image(job.source)
+        except OSError as exc:
+            problems.append(str(exc))
+            report(f"skipped: {exc}")
+            continue
+        x = torch.from_numpy(img).permute(2, 0, 1)
+        try:
+            res = deblur_tensor(model, x, tile=tile, overlap=overlap, device=device, forward=forward)
+        except RuntimeError as exc:  # e.g. out of memory on an absurdly large image
+            problems.append(f"{job.source}: inference failed ({str(exc).splitlines()[0]})")
+            report(f"skipped: {problems[-1]}")
+            continue
+        out = res.image.permute(1, 2, 0).numpy()
+        target = out_dir / f"{job.stem}.png"
+        write_image(target, out, bits=bits)
+        written.append(target)
+        mask = res.mask[0].numpy() if res.mask is not None else None
+        if save_mask and mask is not None:
+            write_image(out_dir / f"{job.stem}_mask.png", mask, bits=8)
+        if compare:
+            panels = [("blurred", img), ("deblurred", out)]
+            if mask is not None:
+                panels.append(("predicted blur mask", mask_to_rgb(mask)))
+            write_image(out_dir / f"{job.stem}_compare.png", comparison_picture(panels), bits=8)
+    return written, problems
