@@ -1,0 +1,440 @@
+"""The evaluation loop of *Real-World Deep Local Motion Deblurring* (Li et al., AAAI 2023): PSNR, SSIM,
+PSNR_w, SSIM_w and PSNR_a of a folder of predictions against ReLoBlur-style ground truth, with a
+per-image CSV, ``summary.json`` and the paper's Table 1 layout.
+
+Two layouts are understood:
+
+* published: ``GT`` is a dataset root (``GT/dataset/<split>/<scene>/<seq>/<idx>_sharp.png``, masks in
+  ``GT/masks/<split>/<scene>/<seq>/<idx>.png``) or one split folder of it; predictions are
+  ``PRED/<scene>/<seq>/<idx>.png`` (what ``lbag deblur`` writes for a dataset split);
+* flat: ``GT/<name>.png``, ``PRED/<name>.png`` and ``MASKS/<name>.png``.
+
+The same :func:`compute_metrics` / :func:`summarize` pair serves validation during training.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import struct
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .aligned import psnr_aligned
+from .pixel import pixel_metrics, prepare_pair
+
+METRICS = ("psnr", "ssim", "psnr_w", "ssim_w", "psnr_a")
+# Column titles and decimals of the paper's Table 1.
+TABLE_COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("psnr_w", "PSNR_w", 2), ("ssim_w", "SSIM_w", 4),
+                 ("psnr_a", "PSNR_a", 2))
+
+
+class EvaluationInputError(ValueError):
+    """The folders given to :func:`evaluate` do not match (missing files, size mismatches, no images)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Batched metrics (also used by training validation)
+# --------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def compute_metrics(pred, gt, mask=None, aligned: bool = True, exact: bool = False, quantize: bool = True,
+                    denominator: str = "all") -> dict[str, torch.Tensor]:
+    """All published metrics of a batch, one value per image.
+
+    Args:
+        pred: predictions, (B, 3, H, W) in [0, 1] (or (3, H, W), or numpy (H, W, 3)).
+        gt: ground truth, same shape.
+        mask: blur masks (B, 1, H, W) (> 0 means blurred) or None (then PSNR_w / SSIM_w are NaN).
+        aligned: compute PSNR_a (the costly one); NaN when False.
+        exact: reference full-resolution ECC for PSNR_a instead of coarse-to-fine.
+        quantize: quantise to 8 bit first (the protocol).
+        denominator: PSNR_a denominator, ``'all'`` (LBAG) or ``'valid'`` (RealBlur).
+
+    Returns:
+        dict with (B,) float64 tensors ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` and
+        (B,) bool tensors ``mask_empty`` and ``ecc_failed``.
+    """
+    p, g = prepare_pair(pred, gt, quantize)
+    out = {k: v.double().cpu() for k, v in pixel_metrics(p, g, mask, quantize=False).items()}
+    b = p.shape[0]
+    nan = torch.full((b,), math.nan, dtype=torch.float64)
+    if mask is None:
+        out["psnr_w"], out["ssim_w"] = nan.clone(), nan.clone()
+        out["mask_empty"] = torch.zeros(b, dtype=torch.bool)
+    else:
+        # pixel_metrics marks an empty mask with NaN; a non-empty one always gives a number.
+        out["mask_empty"] = torch.isnan(out["ssim_w"])
+    if aligned:
+        out["psnr_a"], out["ecc_failed"] = psnr_aligned(p, g, denominator, exact, quantize=False,
+                                                        return_failed=True)
+    else:
+        out["psnr_a"], out["ecc_failed"] = nan.clone(), torch.zeros(b, dtype=torch.bool)
+    return out
+
+
+def summarize(results) -> dict:
+    """Means and counts over a set of per-image results.
+
+    Args:
+        results: either a dict name -> (N,) tensor/array as returned by :func:`compute_metrics`
+            (batches concatenated), or a list of per-image row dicts with the same keys (rows with a
+            non-empty ``error`` are counted in ``n_failed`` and left out).
+
+    Returns:
+        dict with the means ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` (NaN entries --
+        empty or missing masks, PSNR_a not computed -- are left out of each mean; None when no image
+        has a value) and the counts ``n_images``, ``n_empty_mask``, ``n_ecc_failed``, ``n_failed``.
+    """
+    if isinstance(results, dict):
+        cols = {k: np.asarray(torch.as_tensor(v).cpu().numpy() if isinstance(v, torch.Tensor) else v)
+                for k, v in results.items()}
+        n_failed = 0
+    else:
+        ok = [r for r in results if not r.get("error")]
+        n_failed = len(results) - len(ok)
+        cols = {k: np.asarray([_as_float(r.get(k)) for r in ok], dtype=np.float64)
+                for k in (*METRICS, "mask_empty", "ecc_failed")}
+    n = len(next(iter(cols.values()))) if cols else 0
+    summary: dict = {}
+    for k in METRICS:
+        v = np.asarray(cols.get(k, np.full(n, np.nan)), dtype=np.float64)
+        v = v[~np.isnan(v)]
+        summary[k] = float(v.mean()) if v.size else None
+    summary["n_images"] = int(n)
+    summary["n_empty_mask"] = int(np.sum(np.asarray(cols.get("mask_empty", np.zeros(n)), dtype=bool)))
+    summary["n_ecc_failed"] = int(np.sum(np.asarray(cols.get("ecc_failed", np.zeros(n)), dtype=bool)))
+    summary["n_failed"] = int(n_failed)
+    return summary
+
+
+def _as_float(v) -> float:
+    if v is None or v == "":
+        return math.nan
+    if isinstance(v, str):
+        return float(v.lower() in ("true", "1")) if v.lower() in ("true", "false") else float(v)
+    return float(v)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+class ImageReadError(OSError):
+    """An image file is missing, empty or cannot be decoded."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as float64 RGB (H, W, 3) in [0, 1] (8-bit / 255, 16-bit / 65535).
+
+    Raises:
+        ImageReadError: naming the file, when it is missing, empty or not decodable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: cannot be decoded as an image (corrupt or unsupported)")
+    if img.dtype == np.uint8:
+        scale = 255.0
+    elif img.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        raise ImageReadError(f"{path}: unsupported pixel type {img.dtype} (expected 8 or 16 bit)")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise ImageReadError(f"{path}: unsupported number of channels {img.shape[2]}")
+    return img.astype(np.float64) / scale
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a blur mask as a bool (H, W) array (> 0 means blurred); errors as :func:`read_image`."""
+    return read_image(path)[:, :, 0] > 0
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG header without decoding it; None when it is not a readable PNG."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack(">II", head[16:24])
+    return int(h), int(w)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One test image: its name and the files that belong to it (None where not applicable)."""
+
+    name: str
+    gt: Path
+    pred: Path | None
+    mask: Path | None
+    blurred: Path | None
+
+
+def _published_split(gt: Path, split: str) -> tuple[Path, Path | None] | None:
+    """(split folder, default masks folder) when ``gt`` is a published root or split folder."""
+    if (gt / "dataset" / split).is_dir():
+        masks = gt / "masks" / split
+        return gt / "dataset" / split, (masks if masks.is_dir() else None)
+    if next(gt.glob("*/*/*_sharp.png"), None) is not None:
+        # A split folder itself: its masks live in ../../masks/<split name>.
+        masks = gt.parent.parent / "masks" / gt.name
+        return gt, (masks if masks.is_dir() else None)
+    return None
+
+
+def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str | os.PathLike | None = None,
+               split: str = "test", blurred: bool = False) -> list[EvalItem]:
+    """Match predictions, ground truth, masks (and blurred inputs) by name.
+
+    Args:
+        pred: predictions folder, or None to evaluate only the blurred inputs.
+        gt: a published dataset root, one of its split folders, or a flat folder of ``<name>.png``.
+        masks: masks folder; default: the published ``masks/<split>`` next to the dataset, if any.
+        split: split to evaluate in a published root.
+        blurred: also locate the blurred inputs (published layout only).
+
+    Returns:
+        The items, sorted by name.
+
+    Raises:
+        EvaluationInputError: no ground truth found, predictions missing, or sizes that differ; the
+            message lists every offending file.
+    """
+    gt = Path(gt)
+    if not gt.is_dir():
+        raise EvaluationInputError(f"{gt}: ground-truth folder not found")
+    pred_dir = Path(pred) if pred is not None else None
+    if pred_dir is not None and not pred_dir.is_dir():
+        raise EvaluationInputError(f"{pred_dir}: predictions folder not found")
+    published = _published_split(gt, split)
+    items: list[EvalItem] = []
+    if published is not None:
+        split_dir, default_masks = published
+        mask_dir = Path(masks) if masks is not None else default_masks
+        for sharp in sorted(split_dir.glob("*/*/*_sharp.png")):
+            scene, seq, idx = sharp.parent.parent.name, sharp.parent.name, sharp.name[:-len("_sharp.png")]
+            items.append(EvalItem(
+                name=f"{scene}/{seq}/{idx}", gt=sharp,
+                pred=pred_dir / scene / seq / f"{idx}.png" if pred_dir is not None else None,
+                mask=mask_dir / scene / seq / f"{idx}.png" if mask_dir is not None else None,
+                blurred=sharp.with_name(f"{idx}_blur.png") if blurred else None))
+    else:
+        if blurred:
+            raise EvaluationInputError(f"{gt}: --blurred needs the published layout "
+                                       f"(<root>/dataset/<split>/<scene>/<seq>/<idx>_blur.png)")
+        mask_dir = Path(masks) if masks is not None else None
+        for f in sorted(gt.glob("*.png")):
+            items.append(EvalItem(name=f.stem, gt=f, pred=pred_dir / f.name if pred_dir is not None else None,
+                                  mask=mask_dir / f.name if mask_dir is not None else None, blurred=None))
+    if not items:
+        raise EvaluationInputError(
+            f"{gt}: no ground-truth images found (expected <root>/dataset/{split}/<scene>/<seq>/<idx>_sharp.png, "
+            f"a split folder of that layout, or a flat folder of <name>.png)")
+    if masks is not None and not Path(masks).is_dir():
+        raise EvaluationInputError(f"{masks}: masks folder not found")
+
+    problems = []
+    for it in items:
+        for kind, path in (("prediction", it.pred), ("blurred input", it.blurred)):
+            if path is None:
+                continue
+            if not path.is_file():
+                problems.append(f"missing {kind}: {path}")
+                continue
+            a, b = png_size(path), png_size(it.gt)
+            # Unreadable headers are left for the per-image step to report as corrupt files.
+            if a is not None and b is not None and a != b:
+                problems.append(f"size mismatch: {path} is {a[1]}x{a[0]}, ground truth {it.gt} is {b[1]}x{b[0]}")
+    if problems:
+        shown = "\n  ".join(problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise EvaluationInputError(f"{len(problems)} problem(s) matching predictions to {gt}:\n  {shown}{more}")
+    return items
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate. ``exact``: reference ECC; ``denominator``: PSNR_a 'all' (LBAG) or 'valid'."""
+
+    exact: bool = False
+    quantize: bool = True
+    denominator: str = "all"
+    aligned: bool = True
+
+
+def _init_worker() -> None:
+    # The pool already uses every core: one thread per worker avoids oversubscription.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
+    """Metrics of one image (``source`` 'pred' or 'blurred'); never raises for a bad file.
+
+    Returns:
+        A row dict: ``name``, ``source``, the five metrics (NaN where undefined), ``mask_empty``,
+        ``ecc_failed``, ``note`` (e.g. an unreadable mask) and ``error`` (empty when fine).
+    """
+    row = {"name": item.name, "source": source, **{k: math.nan for k in METRICS}, "mask_empty": False,
+           "ecc_failed": False, "note": "", "error": ""}
+    path = item.pred if source == "pred" else item.blurred
+    try:
+        img, gt = read_image(path), read_image(item.gt)
+    except ImageReadError as exc:
+        row["error"] = str(exc)
+        return row
+    if img.shape != gt.shape:
+        row["error"] = f"{path}: size {img.shape[1]}x{img.shape[0]} differs from ground truth {gt.shape[1]}x{gt.shape[0]}"
+        return row
+    mask = None
+    if item.mask is not None:
+        try:
+            mask = read_mask(item.mask)
+            if mask.shape != gt.shape[:2]:
+                row["note"] = f"{item.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the image"
+                mask = None
+        except ImageReadError as exc:
+            row["note"] = f"mask unusable, PSNR_w/SSIM_w skipped: {exc}"
+    m = compute_metrics(img, gt, None if mask is None else torch.from_numpy(mask)[None, None],
+                        aligned=options.aligned, exact=options.exact, quantize=options.quantize,
+                        denominator=options.denominator)
+    for k in METRICS:
+        row[k] = float(m[k][0])
+    row["mask_empty"] = bool(m["mask_empty"][0])
+    row["ecc_failed"] = bool(m["ecc_failed"][0])
+    return row
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _json_safe(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    return x
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """The paper's Table 1 layout (Markdown): one row per method, PSNR / SSIM / PSNR_w / SSIM_w / PSNR_a."""
+    lines = ["| Method | " + " | ".join(t for _, t, _ in TABLE_COLUMNS) + " |",
+             "|---|" + "---:|" * len(TABLE_COLUMNS)]
+    for label, s in rows.items():
+        cells = [("-" if s.get(k) is None else f"{s[k]:.{d}f}") for k, _, d in TABLE_COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str | os.PathLike | None = None,
+             split: str = "test", out: str | os.PathLike | None = None, blurred: bool = False,
+             options: EvalOptions = EvalOptions(), workers: int = 1, progress: bool = True,
+             label: str | None = None) -> dict:
+    """Evaluate a folder of predictions (and/or the blurred inputs) with the published protocol.
+
+    Args:
+        pred: predictions folder (None: only the blurred inputs, needs ``blurred=True``).
+        gt: dataset root, split folder or flat folder (see :func:`find_items`).
+        masks: masks folder (default: the published one next to the dataset).
+        split: split of a published root.
+        out: report folder for ``per_image.csv``, ``summary.json`` and ``table.md`` (None: no files).
+        blurred: also evaluate the blurred inputs, the baseline row.
+        options: :class:`EvalOptions`.
+        workers: processes (1 runs in this process).
+        progress: show a tqdm bar.
+        label: name of the prediction row in the table (default: the predictions folder name).
+
+    Returns:
+        The summary dict: the means ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` and counts
+        ``n_images``, ``n_empty_mask``, ``n_ecc_failed``, ``n_failed`` of the predictions (of the
+        blurred inputs when ``pred`` is None), plus ``blurred`` (the same for the blurred inputs) when
+        asked, ``failed`` (file errors), ``protocol`` and ``table`` (the printed table).
+    """
+    if pred is None and not blurred:
+        raise EvaluationInputError("nothing to evaluate: give a predictions folder and/or ask for the blurred inputs")
+    if options.denominator not in ("all", "valid"):
+        raise EvaluationInputError(f"denominator must be 'all' or 'valid', got {options.denominator!r}")
+    items = find_items(pred, gt, masks, split, blurred)
+    tasks = [(it, src) for src in (("blurred",) if blurred else ()) + (("pred",) if pred is not None else ())
+             for it in items]
+    from tqdm.auto import tqdm
+
+    rows: list[dict] = []
+    bar = tqdm(total=len(tasks), desc="evaluate", unit="img", disable=not progress)
+    if workers <= 1:
+        for it, src in tasks:
+            rows.append(evaluate_one(it, src, options))
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = [pool.submit(evaluate_one, it, src, options) for it, src in tasks]
+            for fut in as_completed(futures):
+                rows.append(fut.result())
+                bar.update()
+    bar.close()
+    rows.sort(key=lambda r: (r["source"] != "blurred", r["name"]))
+
+    by_source = {src: summarize([r for r in rows if r["source"] == src]) for src in ("blurred", "pred")
+                 if any(r["source"] == src for r in rows)}
+    table_rows = {}
+    if "blurred" in by_source:
+        table_rows["Blurred input"] = by_source["blurred"]
+    if "pred" in by_source:
+        table_rows[label or (Path(pred).name or str(pred))] = by_source["pred"]
+    summary = dict(by_source["pred" if "pred" in by_source else "blurred"])
+    if "pred" in by_source and "blurred" in by_source:
+        summary["blurred"] = by_source["blurred"]
+    summary["failed"] = [{"name": r["name"], "source": r["source"], "error": r["error"]} for r in rows if r["error"]]
+    summary["notes"] = [{"name": r["name"], "source": r["source"], "note": r["note"]} for r in rows if r["note"]]
+    summary["protocol"] = {**asdict(options), "ecc": "reference full-resolution" if options.exact else
+                           "coarse-to-fine (2 levels, 1 full-resolution refinement)", "gt": str(gt),
+                           "pred": None if pred is None else str(pred), "split": split}
+    summary["table"] = format_table(table_rows)
+
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        fields = ["name", "source", *METRICS, "mask_empty", "ecc_failed", "note", "error"]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
+        _atomic_write(out / "per_image.csv", buf.getvalue())
+        _atomic_write(out / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+        _atomic_write(out / "table.md", summary["table"] + "\n")
+    return summary

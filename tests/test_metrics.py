@@ -1,0 +1,203 @@
+"""Tests for lbag.metrics (PSNR, SSIM, PSNR_w, SSIM_w, PSNR_a) against independent references."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lbag.metrics import (compute_metrics, psnr, psnr_aligned, psnr_aligned_np, psnr_weighted, ssim,
+                          ssim_weighted, summarize)
+from lbag.metrics.pixel import ssim_map
+
+
+def _pair(h=48, w=64, b=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(b, 3, h, w, generator=g)
+    pred = (gt + 0.1 * torch.randn(b, 3, h, w, generator=g)).clamp(0, 1)
+    return pred, gt
+
+
+def _q(x):
+    return np.round(np.clip(x, 0, 1) * 255) / 255
+
+
+def test_psnr_matches_skimage_per_image():
+    pred, gt = _pair()
+    out = psnr(pred, gt)
+    assert out.shape == (3,)
+    for i in range(3):
+        p, g = _q(pred[i].numpy().astype(np.float64)), _q(gt[i].numpy().astype(np.float64))
+        assert out[i].item() == pytest.approx(peak_signal_noise_ratio(g, p, data_range=1), abs=1e-9)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_ssim_matches_skimage_within_1e5(grad):
+    # grad=True takes the torch-conv path (used by the loss), grad=False the OpenCV fast path.
+    pred, gt = _pair(seed=1)
+    if grad:
+        pred = pred.clone().requires_grad_(True)
+        with torch.enable_grad():
+            vals = ssim_map(pred.double(), gt.double()).mean(dim=(1, 2, 3)).detach()
+        refs_q = False
+    else:
+        vals = ssim(pred, gt)
+        refs_q = True
+    for i in range(3):
+        p, g = pred[i].detach().numpy().astype(np.float64), gt[i].numpy().astype(np.float64)
+        if refs_q:
+            p, g = _q(p), _q(g)
+        ref = structural_similarity(p, g, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                    data_range=1, channel_axis=0)
+        assert abs(vals[i].item() - ref) < 1e-5
+
+
+def test_ssim_float32_agrees_with_skimage():
+    pred, gt = _pair(seed=2, b=1)
+    from lbag.metrics.pixel import prepare_pair
+    p, g = prepare_pair(pred, gt, dtype=torch.float32)
+    v = ssim_map(p, g).mean().item()
+    ref = structural_similarity(p[0].double().numpy(), g[0].double().numpy(), gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=1, channel_axis=0)
+    assert abs(v - ref) < 1e-5
+
+
+def test_batch_size_independence():
+    pred, gt = _pair(b=4, seed=3)
+    mask = torch.zeros(4, 1, 48, 64)
+    mask[:, :, 10:30, 20:50] = 1
+    mask[2] = 0
+    batched = compute_metrics(pred, gt, mask, aligned=False)
+    for i in range(4):
+        single = compute_metrics(pred[i:i + 1], gt[i:i + 1], mask[i:i + 1], aligned=False)
+        for k in ("psnr", "ssim", "psnr_w", "ssim_w"):
+            a, b = batched[k][i].item(), single[k][0].item()
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-12)
+    assert batched["mask_empty"].tolist() == [False, False, True, False]
+
+
+def test_weighted_metrics_by_hand_and_empty_mask():
+    pred, gt = _pair(b=2, seed=4)
+    mask = torch.zeros(2, 1, 48, 64)
+    mask[0, :, 5:25, 7:40] = 1
+    pw = psnr_weighted(pred, gt, mask)
+    p, g = _q(pred[0].numpy().astype(np.float64)), _q(gt[0].numpy().astype(np.float64))
+    m = mask[0, 0].numpy() > 0
+    mse = ((p - g) ** 2)[:, m].mean()
+    assert pw[0].item() == pytest.approx(10 * np.log10(1 / mse), abs=1e-9)
+    assert math.isnan(pw[1].item())
+    sw = ssim_weighted(pred, gt, mask)
+    smap = ssim_map(torch.from_numpy(p)[None], torch.from_numpy(g)[None])[0].numpy()
+    mc = m[5:-5, 5:-5]
+    assert sw[0].item() == pytest.approx(smap[:, mc].mean(), abs=1e-12)
+    assert math.isnan(sw[1].item())
+
+
+def test_full_mask_equals_plain_metrics():
+    pred, gt = _pair(b=2, seed=5)
+    ones = torch.ones(2, 1, 48, 64)
+    assert torch.allclose(psnr_weighted(pred, gt, ones), psnr(pred, gt))
+    assert torch.allclose(ssim_weighted(pred, gt, ones), ssim(pred, gt))
+
+
+def test_quantize_switch_and_numpy_input():
+    pred, gt = _pair(b=1, seed=6)
+    q = psnr(pred, gt)
+    nq = psnr(pred, gt, quantize=False)
+    assert q.item() != nq.item()
+    p8 = (np.round(pred[0].permute(1, 2, 0).numpy() * 255)).astype(np.uint8)
+    g8 = (np.round(gt[0].permute(1, 2, 0).numpy() * 255)).astype(np.uint8)
+    assert psnr(p8, g8).item() == pytest.approx(q.item(), abs=1e-9)
+    assert psnr(gt, gt).item() == math.inf
+
+
+def test_bad_input_raises():
+    pred, gt = _pair(b=1)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(pred, gt[..., :40])
+    with pytest.raises(ValueError, match="3 channels"):
+        psnr(pred[:, :1], gt[:, :1])
+    with pytest.raises(ValueError, match="at least 11"):
+        ssim(pred[..., :8, :8], gt[..., :8, :8])
+    with pytest.raises(ValueError, match="does not match"):
+        psnr_weighted(pred, gt, torch.ones(1, 1, 10, 10))
+    with pytest.raises(ValueError, match="denominator"):
+        psnr_aligned(pred, gt, denominator="some")
+
+
+def _textured(h, w, seed):
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((h // 6, w // 6, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(base, 0, 1)
+
+
+def _reference_psnr_a(pred, gt, denominator):
+    """The RealBlur procedure written out directly with OpenCV (independent of lbag.metrics.aligned)."""
+    zs = (np.sum(gt * pred) / np.sum(pred * pred)) * pred
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 0)
+    _, warp = cv2.findTransformECC(cv2.cvtColor(gt, cv2.COLOR_RGB2GRAY), cv2.cvtColor(zs, cv2.COLOR_RGB2GRAY),
+                                   np.eye(3, dtype=np.float32), cv2.MOTION_HOMOGRAPHY, crit, None, 5)
+    h, w = gt.shape[:2]
+    zr = cv2.warpPerspective(zs, warp, (w, h), flags=cv2.INTER_CUBIC + cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REFLECT)
+    cr = cv2.warpPerspective(np.ones_like(zs), warp, (w, h), flags=cv2.INTER_NEAREST + cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    err = np.sum((gt * cr - zr * cr).astype(np.float64) ** 2)
+    n = cr.size if denominator == "all" else cr.sum()
+    return 10 * np.log10(n / err)
+
+
+def _shifted_pair(seed=7, h=96, w=128):
+    gt = _textured(h, w, seed)
+    m = np.array([[1, 0.002, 0.6], [-0.002, 1, -0.4], [0, 0, 1]], np.float32)
+    pred = cv2.warpPerspective(gt, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    pred = np.clip(pred + np.random.default_rng(seed).normal(0, 0.01, pred.shape), 0, 1)
+    return _q(pred).astype(np.float32), _q(gt).astype(np.float32)
+
+
+@pytest.mark.parametrize("denominator", ["all", "valid"])
+def test_psnr_aligned_exact_matches_reference_procedure(denominator):
+    pred, gt = _shifted_pair()
+    v, failed = psnr_aligned_np(pred, gt, denominator, exact=True)
+    assert not failed
+    # lbag accumulates the intensity gain in float64, the written-out reference in float32: 1e-4 dB.
+    assert v == pytest.approx(_reference_psnr_a(pred, gt, denominator), abs=1e-4)
+    # Alignment must actually help on a shifted pair.
+    assert v > psnr(pred, gt).item() + 3
+
+
+def test_psnr_aligned_fast_close_to_exact_and_batched():
+    pairs = [_shifted_pair(seed=s) for s in (8, 9)]
+    pred = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p, _ in pairs])
+    gt = torch.stack([torch.from_numpy(g).permute(2, 0, 1) for _, g in pairs])
+    fast = psnr_aligned(pred, gt, levels=1)
+    exact = psnr_aligned(pred, gt, exact=True)
+    assert fast.shape == (2,)
+    assert torch.allclose(fast, exact, atol=0.01)
+    valid = psnr_aligned(pred, gt, denominator="valid", exact=True)
+    # The same squared error over fewer pixels: the RealBlur denominator never gives a higher PSNR.
+    assert bool((valid <= exact + 1e-9).all())
+
+
+def test_ecc_failure_falls_back_to_identity_and_flags():
+    gt = np.full((64, 64, 3), 0.5, np.float32)  # a constant template makes ECC fail
+    pred = np.zeros((64, 64, 3), np.float32)
+    pred[10:20, 10:20] = 1.0
+    v, failed = psnr_aligned_np(pred, gt)
+    assert failed
+    assert math.isfinite(v)
+    out = compute_metrics(torch.from_numpy(pred).permute(2, 0, 1), torch.from_numpy(gt).permute(2, 0, 1))
+    assert out["ecc_failed"].tolist() == [True]
+    assert summarize(out)["n_ecc_failed"] == 1
+
+
+def test_summarize_skips_nan_and_counts():
+    res = {"psnr": torch.tensor([30.0, 32.0]), "ssim": torch.tensor([0.9, 0.8]),
+           "psnr_w": torch.tensor([25.0, math.nan]), "ssim_w": torch.tensor([0.7, math.nan]),
+           "psnr_a": torch.tensor([31.0, 33.0]), "mask_empty": torch.tensor([False, True]),
+           "ecc_failed": torch.tensor([False, False])}
+    s = summarize(res)
+    assert s["psnr"] == pytest.approx(31.0) and s["psnr_w"] == pytest.approx(25.0)
+    assert s["n_images"] == 2 and s["n_empty_mask"] == 1 and s["n_ecc_failed"] == 0
