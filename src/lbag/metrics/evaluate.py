@@ -29,8 +29,12 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.layout import ImageReadError, find_pairs, read_image, read_mask
 from .aligned import psnr_aligned
 from .pixel import pixel_metrics, prepare_pair
+
+__all__ = ["compute_metrics", "summarize", "evaluate", "evaluate_one", "find_items", "format_table", "EvalItem",
+           "EvalOptions", "EvaluationInputError", "png_size", "read_image", "read_mask", "ImageReadError"]
 
 METRICS = ("psnr", "ssim", "psnr_w", "ssim_w", "psnr_a")
 # Column titles and decimals of the paper's Table 1.
@@ -129,46 +133,6 @@ def _as_float(v) -> float:
 # Files
 # --------------------------------------------------------------------------------------------------
 
-class ImageReadError(OSError):
-    """An image file is missing, empty or cannot be decoded."""
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as float64 RGB (H, W, 3) in [0, 1] (8-bit / 255, 16-bit / 65535).
-
-    Raises:
-        ImageReadError: naming the file, when it is missing, empty or not decodable.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{path}: cannot be decoded as an image (corrupt or unsupported)")
-    if img.dtype == np.uint8:
-        scale = 255.0
-    elif img.dtype == np.uint16:
-        scale = 65535.0
-    else:
-        raise ImageReadError(f"{path}: unsupported pixel type {img.dtype} (expected 8 or 16 bit)")
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    elif img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    else:
-        raise ImageReadError(f"{path}: unsupported number of channels {img.shape[2]}")
-    return img.astype(np.float64) / scale
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a blur mask as a bool (H, W) array (> 0 means blurred); errors as :func:`read_image`."""
-    return read_image(path)[:, :, 0] > 0
-
-
 def png_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from a PNG header without decoding it; None when it is not a readable PNG."""
     try:
@@ -193,15 +157,13 @@ class EvalItem:
     blurred: Path | None
 
 
-def _published_split(gt: Path, split: str) -> tuple[Path, Path | None] | None:
-    """(split folder, default masks folder) when ``gt`` is a published root or split folder."""
+def _published_root(gt: Path, split: str) -> tuple[Path, str] | None:
+    """(dataset root, split) when ``gt`` is a published root or one split folder of it, else None."""
     if (gt / "dataset" / split).is_dir():
-        masks = gt / "masks" / split
-        return gt / "dataset" / split, (masks if masks.is_dir() else None)
+        return gt, split
     if next(gt.glob("*/*/*_sharp.png"), None) is not None:
-        # A split folder itself: its masks live in ../../masks/<split name>.
-        masks = gt.parent.parent / "masks" / gt.name
-        return gt, (masks if masks.is_dir() else None)
+        # ``gt`` is ROOT/dataset/<split> itself.
+        return gt.parent.parent, gt.name
     return None
 
 
@@ -229,18 +191,23 @@ def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str
     pred_dir = Path(pred) if pred is not None else None
     if pred_dir is not None and not pred_dir.is_dir():
         raise EvaluationInputError(f"{pred_dir}: predictions folder not found")
-    published = _published_split(gt, split)
+    published = _published_root(gt, split)
     items: list[EvalItem] = []
+    problems: list[str] = []
     if published is not None:
-        split_dir, default_masks = published
-        mask_dir = Path(masks) if masks is not None else default_masks
-        for sharp in sorted(split_dir.glob("*/*/*_sharp.png")):
-            scene, seq, idx = sharp.parent.parent.name, sharp.parent.name, sharp.name[:-len("_sharp.png")]
+        root, split = published
+        mask_dir = Path(masks) if masks is not None else None
+        # --masks may be a masks root (holding <split>/...) or the split's own masks folder.
+        split_level = mask_dir is not None and not (mask_dir / split).is_dir()
+        for pair in find_pairs(root, split, masks_root=None if split_level else mask_dir):
+            if not pair.sharp.is_file():
+                problems.append(f"missing ground truth: {pair.sharp}")
+                continue
+            mask = mask_dir / pair.scene / pair.seq / f"{pair.idx}.png" if split_level else pair.mask
             items.append(EvalItem(
-                name=f"{scene}/{seq}/{idx}", gt=sharp,
-                pred=pred_dir / scene / seq / f"{idx}.png" if pred_dir is not None else None,
-                mask=mask_dir / scene / seq / f"{idx}.png" if mask_dir is not None else None,
-                blurred=sharp.with_name(f"{idx}_blur.png") if blurred else None))
+                name=pair.name, gt=pair.sharp,
+                pred=pred_dir / pair.scene / pair.seq / f"{pair.idx}.png" if pred_dir is not None else None,
+                mask=mask, blurred=pair.blur if blurred else None))
     else:
         if blurred:
             raise EvaluationInputError(f"{gt}: --blurred needs the published layout "
@@ -249,14 +216,13 @@ def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str
         for f in sorted(gt.glob("*.png")):
             items.append(EvalItem(name=f.stem, gt=f, pred=pred_dir / f.name if pred_dir is not None else None,
                                   mask=mask_dir / f.name if mask_dir is not None else None, blurred=None))
-    if not items:
+    if not items and not problems:
         raise EvaluationInputError(
             f"{gt}: no ground-truth images found (expected <root>/dataset/{split}/<scene>/<seq>/<idx>_sharp.png, "
             f"a split folder of that layout, or a flat folder of <name>.png)")
     if masks is not None and not Path(masks).is_dir():
         raise EvaluationInputError(f"{masks}: masks folder not found")
 
-    problems = []
     for it in items:
         for kind, path in (("prediction", it.pred), ("blurred input", it.blurred)):
             if path is None:
@@ -297,6 +263,8 @@ def _init_worker() -> None:
 
 def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
     """Metrics of one image (``source`` 'pred' or 'blurred'); never raises for a bad file.
+
+    Images are read with :func:`lbag.data.layout.read_image` (8-bit / 255, 16-bit / 65535, RGB).
 
     Returns:
         A row dict: ``name``, ``source``, the five metrics (NaN where undefined), ``mask_empty``,
