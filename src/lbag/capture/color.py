@@ -110,8 +110,8 @@ def patch_means(cfa: np.ndarray, pattern: str, grid: tuple[int, int] = (9, 13)
         grid: (rows, cols), both odd so the central patch is well defined.
 
     Returns:
-        ``(x, y, means)``: patch-centre coordinates in [-1, 1], each (rows, cols), and means
-        (3, rows, cols) for R, G, B.
+        ``(x, y, means)``, each (3, rows, cols) for R, G, B: the centroid of the channel's sites in each
+        patch in [-1, 1] coordinates (half a pixel off the patch centre for R and B), and their mean.
     """
     cfa = np.asarray(cfa, dtype=np.float64)
     if cfa.ndim != 2:
@@ -122,17 +122,21 @@ def patch_means(cfa: np.ndarray, pattern: str, grid: tuple[int, int] = (9, 13)
     # Patch edges on even indices so every patch holds whole Bayer cells (all channels present).
     ys = 2 * np.round(np.linspace(0, h // 2, rows + 1)).astype(int)
     xs = 2 * np.round(np.linspace(0, w // 2, cols + 1)).astype(int)
+    yy, xx = np.mgrid[0:h, 0:w]
     means = np.empty((3, rows, cols))
+    cx = np.empty((3, rows, cols))
+    cy = np.empty((3, rows, cols))
     for i in range(rows):
         for j in range(cols):
-            block = cfa[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
-            bidx = idx[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            win = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
+            bidx = idx[win]
             for c in range(3):
-                means[c, i, j] = block[bidx == c].mean()
-    cy = (ys[:-1] + ys[1:] - 1) / 2.0
-    cx = (xs[:-1] + xs[1:] - 1) / 2.0
-    x = np.broadcast_to(2.0 * cx / max(w - 1, 1) - 1.0, (rows, cols))
-    y = np.broadcast_to((2.0 * cy / max(h - 1, 1) - 1.0)[:, None], (rows, cols))
+                sel = bidx == c
+                means[c, i, j] = cfa[win][sel].mean()
+                cx[c, i, j] = xx[win][sel].mean()
+                cy[c, i, j] = yy[win][sel].mean()
+    x = 2.0 * cx / max(w - 1, 1) - 1.0
+    y = 2.0 * cy / max(h - 1, 1) - 1.0
     return x, y, means
 
 
@@ -146,8 +150,8 @@ def patch_alphas(cfa: np.ndarray, pattern: str, grid: tuple[int, int] = (9, 13)
         grid: (rows, cols), both odd so the central patch is well defined.
 
     Returns:
-        ``(x, y, alpha)``: patch-centre coordinates in [-1, 1], each (K,), and alpha (3, K) for R, G, B,
-        ``alpha = mean(central patch) / mean(patch)``.
+        ``(x, y, alpha)``, each (3, K) for R, G, B: the channel's site centroid per patch in [-1, 1]
+        coordinates and ``alpha = mean(central patch) / mean(patch)``.
     """
     x, y, means = patch_means(cfa, pattern, grid)
     if np.any(means <= 0):
@@ -156,7 +160,7 @@ def patch_alphas(cfa: np.ndarray, pattern: str, grid: tuple[int, int] = (9, 13)
     rows, cols = means.shape[1:]
     centre = means[:, rows // 2, cols // 2]
     alpha = centre[:, None, None] / means
-    return x.ravel(), y.ravel(), alpha.reshape(3, -1)
+    return x.reshape(3, -1), y.reshape(3, -1), alpha.reshape(3, -1)
 
 
 def fit_color_calibration(cfa: np.ndarray, pattern: str, grid: tuple[int, int] = (9, 13)) -> ColorCalibration:
@@ -172,12 +176,15 @@ def fit_color_calibration(cfa: np.ndarray, pattern: str, grid: tuple[int, int] =
     """
     pattern = check_pattern(pattern)
     x, y, alpha = patch_alphas(cfa, pattern, grid)
-    z = cubic_monomials(x, y)  # (K, 10)
-    if z.shape[0] < 10:
-        raise ValueError(f"{z.shape[0]} patches cannot determine 10 constants; use a larger grid")
-    coef, *_ = np.linalg.lstsq(z, alpha.T, rcond=None)  # (10, 3)
-    rms = np.sqrt(np.mean((z @ coef - alpha.T) ** 2, axis=0))
-    return ColorCalibration(coefficients=tuple(tuple(float(v) for v in r) for r in coef.T),
+    if x.shape[1] < 10:
+        raise ValueError(f"{x.shape[1]} patches cannot determine 10 constants; use a larger grid")
+    coef = np.empty((3, 10))
+    rms = np.empty(3)
+    for c in range(3):
+        z = cubic_monomials(x[c], y[c])  # (K, 10)
+        coef[c], *_ = np.linalg.lstsq(z, alpha[c], rcond=None)
+        rms[c] = np.sqrt(np.mean((z @ coef[c] - alpha[c]) ** 2))
+    return ColorCalibration(coefficients=tuple(tuple(float(v) for v in r) for r in coef),
                             shape=tuple(int(v) for v in np.shape(cfa)), pattern=pattern,
                             grid=(int(grid[0]), int(grid[1])), fit_rms=tuple(float(v) for v in rms))
 
