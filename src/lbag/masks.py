@@ -44,14 +44,14 @@ class LBFMGParams:
     """
 
     history: int = 500
-    var_threshold: float = 16.0
+    var_threshold: float = 3.0
     detect_shadows: bool = False
     keep_shadows: bool = True
     learning_rate: float = -1.0
     include_own_sharp: bool = True
-    presmooth: float = 1.0
+    presmooth: float = 2.0
     scale: float = 0.5
-    open_radius: float = 2.0
+    open_radius: float = 0.0
     close_radius: float = 8.0
     dilate_radius: float = 0.0
     fill_holes: bool = True
