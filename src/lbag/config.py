@@ -208,6 +208,10 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, key, msg in checks:
         if not ok:
             raise ValueError(f"{key}: {msg}")
+    if cfg.loss.ssim > 0 and cfg.data.patch_size < 44:
+        # The 1/4-scale output of a P-px patch is P/4 px and SSIM's valid 11x11 window needs 11 of them.
+        raise ValueError(f"data.patch_size: the SSIM loss needs patches of at least 44 px (1/4 scale >= 11), "
+                         f"got {cfg.data.patch_size}")
     if cfg.model.init is not None and cfg.model.name not in ("lbag", "lbag_small"):
         raise ValueError(f"model.init: MIMO-UNet+ initialisation (LBAG+) needs a gated model, got "
                          f"{cfg.model.name!r}")
@@ -249,6 +253,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads '1e-4' (no dot) as a string; accept what Python reads as a number.
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key}: expected a number, got {value!r}")
         return float(value)

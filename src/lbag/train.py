@@ -69,6 +69,7 @@ class TrainResult:
         best_psnr_w: best validation PSNR_w (None without validation).
         skipped_steps: steps skipped for a non-finite loss.
         final_loss: mean total loss over the last logging interval.
+        model: the trained network (unwrapped from DDP), in train mode.
     """
 
     step: int
@@ -77,6 +78,7 @@ class TrainResult:
     best_psnr_w: float | None
     skipped_steps: int
     final_loss: float | None
+    model: MIMOUNet | None = None
 
 
 # --- distributed ----------------------------------------------------------------------------------
@@ -424,8 +426,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                                  max_images=cfg.data.val_max_images)
         sampler = StepSampler(len(train_set), oc.batch_size, seed=tc.seed, start_step=step, rank=dd.rank,
                               world=dd.world, max_steps=oc.max_steps)
+        # Its own generator: creating the iterator draws a worker base seed, which must not advance the
+        # global RNG (dropout) differently in a resumed run than in an uninterrupted one.
+        loader_rng = torch.Generator().manual_seed(tc.seed * 7919 + step)
         loader = DataLoader(_EpochKeyed(train_set), batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                            pin_memory=cuda, persistent_workers=False)
+                            pin_memory=cuda, persistent_workers=False, generator=loader_rng)
 
         logger = _Logger(out_dir, dd.main, step if start is not None else None)
         bar = None
@@ -526,12 +531,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                         best = pw
                         save_model(model, out_dir / "best.safetensors",
                                    metadata={"step": str(step), "psnr_w": f"{pw:.4f}"})
-            if step % tc.ckpt_every == 0 or step == oc.max_steps:
+            # No checkpoint inside a run of bad steps: the last good one must stay the newest.
+            if (step % tc.ckpt_every == 0 or step == oc.max_steps) and bad_run == 0:
                 last_ckpt = save_checkpoint(step) or last_ckpt
         if bar is not None:
             bar.close()
         logger.close()
-        return TrainResult(step, out_dir, last_ckpt, best, skipped_total, final_loss)
+        return TrainResult(step, out_dir, last_ckpt, best, skipped_total, final_loss, model)
     finally:
         if dd.initialised_here and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,0 +1,217 @@
+"""The training loop (lbag.train): a few steps, exact resume, atomic checkpoints, NaN handling, DDP."""
+
+import os
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lbag.config import load_config
+from lbag.data.layout import write_image, write_mask
+from lbag.models import load_model
+from lbag.train import StepSampler, TrainingDiverged, latest_checkpoint, train
+
+
+def _make_dataset(root, n_train=4, n_test=2, size=64, seed=0):
+    """Tiny pairs in the published layout: textured background, a box-blurred square, exact mask."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i in range(n):
+            sharp = rng.random((size, size, 3)).astype(np.float32) * 0.5 + 0.25
+            blur = sharp.copy()
+            mask = np.zeros((size, size), bool)
+            y, x = rng.integers(4, size // 2, 2)
+            blur[y:y + 16, x:x + 16] = blur[y:y + 16, x:x + 16].mean(axis=(0, 1))
+            mask[y:y + 16, x:x + 16] = True
+            if split == "test" and i == 1:
+                mask[:] = False  # an empty mask: PSNR_w undefined for this image
+            d = root / "dataset" / split / "s01" / f"{i:02d}"
+            write_image(d / "00_sharp.png", sharp)
+            write_image(d / "00_blur.png", blur)
+            write_mask(root / "masks" / split / "s01" / f"{i:02d}" / "00.png", mask)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    _make_dataset(root)
+    return root
+
+
+def _cfg(data_root, out_dir, **over):
+    base = {
+        "model": {"name": "lbag_small", "num_res": 1, "width": 8},
+        "data": {"root": str(data_root), "patch_size": 48, "num_workers": 0, "cache_dir": str(out_dir / "cache")},
+        "optim": {"lr": 1e-3, "batch_size": 2, "max_steps": 4},
+        "train": {"out_dir": str(out_dir), "val_every": 0, "ckpt_every": 2, "keep_last": 2, "log_every": 1,
+                  "progress": False, "val_aligned": False, "seed": 3},
+    }
+    for dotted, value in over.items():
+        sec, key = dotted.split("__")
+        base[sec][key] = value
+    return load_config(overrides=base)
+
+
+def _weights(path):
+    return load_model(path).state_dict()
+
+
+def test_sampler_position_is_a_function_of_the_step():
+    s = StepSampler(5, 4, seed=1)
+    full = [s.batch_keys(i) for i in range(6)]
+    later = StepSampler(5, 4, seed=1, start_step=3, max_steps=6)
+    assert list(later) == full[3:]
+    # every item of an epoch is used exactly once
+    flat = [k for b in full for k in b][:10]
+    assert sorted(i for e, i in flat if e == 0) == list(range(5))
+    # two ranks split each global batch without overlap
+    r0, r1 = StepSampler(5, 4, seed=1, rank=0, world=2), StepSampler(5, 4, seed=1, rank=1, world=2)
+    assert sorted(r0.batch_keys(2) + r1.batch_keys(2)) == sorted(full[2])
+    with pytest.raises(ValueError, match="divisible"):
+        StepSampler(5, 3, seed=0, world=2)
+
+
+def test_few_steps_checkpoints_logs_and_validation(data_root, tmp_path):
+    cfg = _cfg(data_root, tmp_path / "run", optim__max_steps=6, train__val_every=3)
+    res = train(cfg, log=lambda *_: None)
+    assert res.step == 6 and res.final_loss is not None and np.isfinite(res.final_loss)
+    steps = sorted(int(p.name[5:13]) for p in (tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))
+    assert steps == [4, 6]  # keep_last = 2
+    assert res.best_psnr_w is not None and (tmp_path / "run" / "best.safetensors").is_file()
+    text = (tmp_path / "run" / "metrics.csv").read_text()
+    for key in ("loss/total", "loss/l1", "loss/ssim", "loss/fft", "loss/mask", "lr", "val/psnr", "val/psnr_w",
+                "val/ssim_w", "val/n_masked"):
+        assert f",{key}," in text, key
+    # the empty-mask test image is excluded from the weighted means, and counted
+    assert "val/n_masked,1" in text and "val/n_images,2" in text
+    m = load_model(res.last_checkpoint)
+    assert m.config.num_res == 1 and m.config.width == 8
+
+
+def test_resume_equals_uninterrupted(data_root, tmp_path):
+    a = train(_cfg(data_root, tmp_path / "a", optim__max_steps=4), log=lambda *_: None)
+    train(_cfg(data_root, tmp_path / "b", optim__max_steps=2), log=lambda *_: None)
+    b = train(_cfg(data_root, tmp_path / "b", optim__max_steps=4), resume=True, log=lambda *_: None)
+    assert b.step == 4
+    wa, wb = _weights(a.last_checkpoint), _weights(b.last_checkpoint)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # and the run really moved the weights (so equality is not trivial)
+    init = _weights(tmp_path / "b" / "checkpoints" / "step_00000002.safetensors")
+    assert any(not torch.equal(init[k], wb[k]) for k in wb)
+    # the CSV of the resumed run has each step once
+    rows = [r.split(",") for r in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
+    assert sorted(int(r[0]) for r in rows if r[2] == "loss/total") == [1, 2, 3, 4]
+
+
+def test_resume_without_checkpoint(data_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        train(_cfg(data_root, tmp_path / "empty"), resume=True)
+
+
+def test_checkpoint_write_is_atomic(data_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)
+    before = latest_checkpoint(out)
+    assert before.step == 2
+
+    import lbag.train as T
+
+    real_save = torch.save
+
+    def crash(obj, fh, *a, **k):  # writes half a file, then the machine "dies"
+        real_save({"partial": True}, fh)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(T.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        train(_cfg(data_root, out, optim__max_steps=4), resume=True, log=lambda *_: None)
+    monkeypatch.setattr(T.torch, "save", real_save)
+    after = latest_checkpoint(out)
+    assert after.step == 2  # the weights of step 4 may exist, but without a state file it is not "latest"
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp files left
+    state = torch.load(after.state, weights_only=False)
+    assert state["step"] == 2 and "optimizer" in state
+    res = train(_cfg(data_root, out, optim__max_steps=4), resume=True, log=lambda *_: None)
+    assert res.step == 4
+
+
+def test_nan_loss_skips_then_stops(data_root, tmp_path, monkeypatch):
+    from lbag import losses
+
+    real_forward = losses.MultiScaleLoss.forward
+    calls = {"n": 0}
+
+    def flaky(self, out, target, mask=None):
+        calls["n"] += 1
+        r = real_forward(self, out, target, mask)
+        if calls["n"] == 2:  # one bad step: skipped, training goes on
+            return losses.LossResult(total=r.total * float("nan"), terms={"total": float("nan")}, n_nan=4)
+        return r
+
+    monkeypatch.setattr(losses.MultiScaleLoss, "forward", flaky)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = train(_cfg(data_root, tmp_path / "one", optim__max_steps=3), log=lambda *_: None)
+    assert res.step == 3 and res.skipped_steps == 1
+    assert any("non-finite loss" in str(w.message) for w in caught)
+
+    def always_nan(self, out, target, mask=None):
+        r = real_forward(self, out, target, mask)
+        return losses.LossResult(total=r.total * float("inf"), terms={"total": float("inf")}, n_nan=4)
+
+    monkeypatch.setattr(losses.MultiScaleLoss, "forward", real_forward)
+    out = tmp_path / "many"
+    train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)
+    good = _weights(latest_checkpoint(out).weights)
+    monkeypatch.setattr(losses.MultiScaleLoss, "forward", always_nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrainingDiverged, match="consecutive") as exc:
+            train(_cfg(data_root, out, optim__max_steps=10, train__max_bad_steps=3), resume=True,
+                  log=lambda *_: None)
+    assert "step_00000002" in str(exc.value)
+    assert latest_checkpoint(out).step == 2
+    assert all(torch.equal(good[k], v) for k, v in _weights(latest_checkpoint(out).weights).items())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, data_root, out_dir, result_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from pathlib import Path
+    cfg = _cfg(Path(data_root), Path(out_dir), optim__batch_size=4, optim__max_steps=3, train__ckpt_every=3)
+    res = train(cfg, log=lambda *_: None)
+    torch.save(res.model.state_dict(), os.path.join(result_dir, f"rank{rank}.pt"))
+
+
+def test_ddp_two_gloo_processes_end_identical(data_root, tmp_path):
+    import torch.multiprocessing as mp
+
+    out, results = tmp_path / "ddp", tmp_path / "results"
+    results.mkdir()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(data_root), str(out), str(results)), nprocs=2, join=True)
+    w0 = torch.load(results / "rank0.pt", weights_only=True)
+    w1 = torch.load(results / "rank1.pt", weights_only=True)
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    saved = _weights(latest_checkpoint(out).weights)
+    assert all(torch.equal(saved[k], w0[k]) for k in w0)
+    state = torch.load(latest_checkpoint(out).state, weights_only=False)
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+def test_cli_config_typo_is_a_user_error(tmp_path, capsys):
+    from lbag.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("optim:\n  lr: 1.0e-4\n  bacth_size: 2\n")
+    assert main(["train", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "optim.bacth_size" in err and str(cfg) in err
