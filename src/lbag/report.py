@@ -42,15 +42,16 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, colour=(1.0, 0.2, 0.2), st
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
     """Write ``text`` in the top-left corner on a dark band (scaled to the panel size)."""
-    out = panel.copy()
+    # OpenCV draws text on 8-bit images only; the picture is for viewing, so 8 bits lose nothing.
+    out = np.ascontiguousarray(np.rint(np.clip(panel, 0, 1) * 255).astype(np.uint8))
     h, w = out.shape[:2]
     scale = max(0.35, min(1.5, w / 700))
     thick = max(1, int(round(scale * 2)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     band = min(h, th + base + 8)
-    out[:band, :min(w, tw + 10)] *= 0.35
-    cv2.putText(out, text, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (1.0, 1.0, 1.0), thick, cv2.LINE_AA)
-    return out
+    out[:band, :min(w, tw + 10)] = (out[:band, :min(w, tw + 10)] * 0.35).astype(np.uint8)
+    cv2.putText(out, text, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out.astype(np.float32) / 255
 
 
 def comparison_picture(panels: list[tuple[str, np.ndarray]], gap: int = 4, max_width: int = 4096) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""``lbag deblur`` end to end on tiny images: formats, bit depth, EXIF, folders, datasets, bad files."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lbag.cli import main
+from lbag.data.layout import write_image
+from lbag.models import lbag_small, save_model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(lbag_small(num_res=1, width=8), path)
+    return path
+
+
+def _img(h=40, w=56, seed=0):
+    return np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+
+
+def _raw(path):
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def run(*args):
+    return main(["deblur", "--quiet", *map(str, args)])
+
+
+def test_png_8_and_16_bit_with_mask_and_compare(tmp_path, weights):
+    write_image(tmp_path / "in" / "a.png", _img(), bits=8)
+    write_image(tmp_path / "in" / "b.png", _img(seed=1), bits=16)
+    out = tmp_path / "out"
+    assert run(tmp_path / "in", "-o", out, "--weights", weights, "--save-mask", "--compare", "--tile", "32",
+               "--overlap", "8") == 0
+    a, b = _raw(out / "a.png"), _raw(out / "b.png")
+    assert a.dtype == np.uint8 and a.shape == (40, 56, 3)
+    assert b.dtype == np.uint16 and b.shape == (40, 56, 3)
+    m = _raw(out / "a_mask.png")
+    assert m.shape[:2] == (40, 56) and m.min() >= 25  # the gate is clamped to >= 0.1 (25.5/255)
+    c = _raw(out / "a_compare.png")
+    assert c.shape[0] == 40 and c.shape[1] > 3 * 56
+    assert not [p for p in out.rglob(".*")]  # atomic writes leave no temp files
+
+
+def test_grayscale_rgba_and_exif(tmp_path, weights):
+    g = (np.random.default_rng(2).random((30, 44)) * 255).astype(np.uint8)
+    Image.fromarray(g).save(tmp_path / "gray.png")
+    rgba = (np.random.default_rng(3).random((30, 44, 4)) * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    rgb = (np.random.default_rng(4).random((30, 44, 3)) * 255).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6  # stored landscape, displayed rotated 90 degrees clockwise: upright is 44x30
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    out = tmp_path / "out"
+    assert run(tmp_path / "gray.png", tmp_path / "rgba.png", tmp_path / "rot.jpg", "-o", out,
+               "--weights", weights) == 0
+    assert _raw(out / "gray.png").shape == (30, 44, 3)
+    assert _raw(out / "rgba.png").shape == (30, 44, 3)
+    assert _raw(out / "rot.png").shape == (44, 30, 3)
+
+
+def test_bad_file_is_reported_and_skipped(tmp_path, weights, capsys):
+    write_image(tmp_path / "in" / "good.png", _img())
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    assert run(tmp_path / "in", "-o", out, "--weights", weights) == 1
+    text = capsys.readouterr().out
+    assert "empty.png" in text and "broken.png" in text and "wrote 1 image" in text
+    assert (out / "good.png").is_file() and not (out / "empty.png").exists()
+
+
+def test_dataset_root_writes_evaluate_layout(tmp_path, weights):
+    for seq in ("00", "01"):
+        d = tmp_path / "root" / "dataset" / "test" / "s03" / seq
+        write_image(d / "05_blur.png", _img())
+        write_image(d / "05_sharp.png", _img(seed=9))
+    out = tmp_path / "out"
+    assert run(tmp_path / "root", "-o", out, "--weights", weights) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["s03/00/05.png", "s03/01/05.png"]
+
+
+def test_glob_input(tmp_path, weights):
+    write_image(tmp_path / "x1.png", _img())
+    write_image(tmp_path / "x2.png", _img(seed=5))
+    write_image(tmp_path / "y.png", _img(seed=6))
+    out = tmp_path / "out"
+    assert run(str(tmp_path / "x*.png"), "-o", out, "--weights", weights) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x1.png", "x2.png"]
+
+
+def test_user_errors(tmp_path, weights, capsys):
+    write_image(tmp_path / "a.png", _img())
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nonsense")
+    assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", bad) == 2
+    assert "bad.safetensors" in capsys.readouterr().err
+    assert run(tmp_path / "nothing_here", "-o", tmp_path / "o", "--weights", weights) == 2
+    assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "16", "--overlap", "16") == 2
+
+
+def test_tiled_equals_untiled_output_files(tmp_path, weights):
+    write_image(tmp_path / "a.png", _img(64, 80), bits=16)
+    assert run(tmp_path / "a.png", "-o", tmp_path / "t", "--weights", weights, "--tile", "48", "--overlap", "24") == 0
+    assert run(tmp_path / "a.png", "-o", tmp_path / "u", "--weights", weights, "--tile", "0") == 0
+    t = _raw(tmp_path / "t" / "a.png").astype(np.float64) / 65535
+    u = _raw(tmp_path / "u" / "a.png").astype(np.float64) / 65535
+    assert 10 * np.log10(1 / max(((t - u) ** 2).mean(), 1e-20)) > 45
