@@ -88,6 +88,12 @@ def test_few_steps_checkpoints_logs_and_validation(data_root, tmp_path):
     assert "val/n_masked,1" in text and "val/n_images,2" in text
     m = load_model(res.last_checkpoint)
     assert m.config.num_res == 1 and m.config.width == 8
+    # lbag report draws the curves from the CSV
+    from lbag.cli import main
+    assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "r.png")]) == 0
+    from PIL import Image
+    assert Image.open(tmp_path / "r.png").size[0] > 300
+    assert main(["report", str(tmp_path / "nothing")]) == 2
 
 
 def test_resume_equals_uninterrupted(data_root, tmp_path):

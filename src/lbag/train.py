@@ -292,7 +292,8 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
     images with an empty mask (their count is reported as ``n_masked``).
 
     Returns:
-        ``{'psnr', 'ssim', 'psnr_w', 'ssim_w', ['psnr_a'], 'n_images', 'n_masked'}``.
+        ``{'psnr', 'ssim', 'psnr_w', 'ssim_w', 'n_images', 'n_masked'}``, plus ``'psnr_a'`` and
+        ``'n_ecc_failed'`` when ``aligned``.
     """
     from .infer import deblur_tensor
     from .metrics import compute_metrics
@@ -305,7 +306,11 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
             item = dataset[i]
             res = deblur_tensor(model, item["blur"][None], tile=tile, device=device, forward=forward)
             m = compute_metrics(res.image, item["sharp"][None], item["mask"][None], aligned=aligned)
-            rows.append({k: float(v[0]) for k, v in m.items()})
+            row = {k: float(m[k][0]) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
+            if aligned:
+                row["psnr_a"] = float(m["psnr_a"][0])
+                row["ecc_failed"] = float(m["ecc_failed"][0])
+            rows.append(row)
     finally:
         model.train(was_training)
     if world > 1:
@@ -316,6 +321,9 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
     if rows:
         for key in rows[0]:
             vals = [r[key] for r in rows if math.isfinite(r[key])]
+            if key == "ecc_failed":  # a count, not a mean: how many images fell back to identity alignment
+                out["n_ecc_failed"] = float(sum(vals))
+                continue
             out[key] = float(np.mean(vals)) if vals else float("nan")
         out["n_masked"] = float(sum(math.isfinite(r.get("psnr_w", float("nan"))) for r in rows))
     return out
