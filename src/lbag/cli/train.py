@@ -6,6 +6,8 @@ Single process: ``lbag train -c configs/lbag.yaml``. Several GPUs or nodes:
 
 from __future__ import annotations
 
+import os
+
 from . import UserError
 
 
@@ -38,6 +40,8 @@ def run(args) -> int:
     except TrainingDiverged as exc:
         print(f"lbag train: stopped: {exc}")
         return 1
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return 0
     best = f", best PSNR_w {result.best_psnr_w:.3f} dB" if result.best_psnr_w is not None else ""
     print(f"lbag train: finished at step {result.step}{best}; last checkpoint {result.last_checkpoint}")
     return 0
