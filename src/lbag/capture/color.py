@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json
 from .rawio import channel_index_map, check_pattern
 
 MONOMIALS = ("x^3", "x^2 y", "x y^2", "y^3", "x^2", "x y", "y^2", "x", "y", "1")
@@ -309,9 +310,7 @@ class CaptureCalibration:
 def save_calibration(calib: CaptureCalibration, path: str | os.PathLike) -> None:
     """Write the calibration JSON atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(calib.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, calib.to_dict())
 
 
 def load_calibration(path: str | os.PathLike) -> CaptureCalibration:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json
 from .color import CaptureCalibration, apply_color_correction, calibrate_cameras, load_calibration
 from .geometric import FLOW_METHODS, FLOW_MODELS, FlowStats, estimate_flow, warp_image
 from .isp import IspConfig, run_isp
@@ -279,15 +279,6 @@ def resolve_calibration(scene_dir: Path, session_calib: CaptureCalibration | Non
     return session_calib, f"session file {session_calib.source or '(given)'}"
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
                   calib: CaptureCalibration | None = None, options: CaptureOptions = CaptureOptions()
                   ) -> SceneResult:
@@ -362,7 +353,7 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
         "pairs": records,
         "errors": result.errors,
     }
-    _write_json(report_path, report)
+    write_json(report_path, report)
     result.report = report_path
     return result
 

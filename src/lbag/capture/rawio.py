@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".raw")
 ARRAY_SUFFIXES = (".npy", ".tif", ".tiff")
@@ -221,6 +223,5 @@ def write_dng(path: str | os.PathLike, cfa: np.ndarray, pattern: str = "RGGB", b
         (50728, 5, 3, (1, 1, 1, 1, 1, 1), True),      # AsShotNeutral
     ]
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, cfa, photometric=32803, planarconfig=1, subfiletype=0, extratags=extratags)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, cfa, photometric=32803, planarconfig=1, subfiletype=0, extratags=extratags)

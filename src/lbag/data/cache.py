@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .layout import decode_image, decode_mask
 
 
@@ -83,15 +83,8 @@ class ArrayCache:
                     stale.unlink()
                 except OSError:
                     pass  # another worker removed it first
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp_", suffix=".npy")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr))
-            os.replace(tmp, entry)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(entry) as tmp:
+            np.save(tmp, np.ascontiguousarray(arr))
 
     def __getstate__(self):
         # Memory maps are per process; a worker reopens what it needs.

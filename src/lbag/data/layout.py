@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..atomic import atomic_path
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -214,15 +215,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> Pa
     ok, buf = cv2.imencode(ext, arr, params)
     if not ok:
         raise OSError(f"{path}: could not encode the image as {ext}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
     return path
 
 

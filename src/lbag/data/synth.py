@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import write_json
 from .layout import decode_image, list_images, write_image, write_mask
 
 
@@ -563,7 +563,6 @@ def render_sample(cfg: SynthConfig, rng: np.random.Generator, background: np.nda
         sides.append((-0.8 * e + np.sqrt(0.64 * e * e + 2.4 * a)) / 1.2)
     sides = np.maximum(np.array(sides), 4.0)
     lo, hi = cfg.blurred_area
-    coarse_times = np.linspace(0, 1, 9)
     for attempt in range(max_tries):
         layers = []
         for side, e, ls in zip(sides, extents, layer_seeds):
@@ -722,10 +721,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, s
         old[s["name"]] = s
     summary = {"config": _config_dict(cfg), "samples": [old[k] for k in sorted(old)],
                "splits": {f"s{i + 1:02d}": sp for i, sp in enumerate(splits)}}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".synth.", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(summary, fh, indent=1)
-    os.replace(tmp, summary_path)
+    write_json(summary_path, summary)
     return summary
 
 
