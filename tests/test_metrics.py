@@ -169,10 +169,11 @@ def test_psnr_aligned_exact_matches_reference_procedure(denominator):
 
 
 def test_psnr_aligned_fast_close_to_exact_and_batched():
-    pairs = [_shifted_pair(seed=s) for s in (8, 9)]
+    # 512 px is the smallest short side where the fast path runs (2 levels); below it runs the reference.
+    pairs = [_shifted_pair(seed=s, h=512, w=576) for s in (8, 9)]
     pred = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p, _ in pairs])
     gt = torch.stack([torch.from_numpy(g).permute(2, 0, 1) for _, g in pairs])
-    fast = psnr_aligned(pred, gt, levels=1)
+    fast = psnr_aligned(pred, gt)
     exact = psnr_aligned(pred, gt, exact=True)
     assert fast.shape == (2,)
     assert torch.allclose(fast, exact, atol=0.01)
@@ -201,3 +202,36 @@ def test_summarize_skips_nan_and_counts():
     s = summarize(res)
     assert s["psnr"] == pytest.approx(31.0) and s["psnr_w"] == pytest.approx(25.0)
     assert s["n_images"] == 2 and s["n_empty_mask"] == 1 and s["n_ecc_failed"] == 0
+
+
+def test_protocol_ssim_exact_on_flat_saturated_regions():
+    # Flat bright areas repeat the same rounding in every pixel: a float32 implementation is off by
+    # ~4e-5 here; the 8-bit path (float64 moments) must stay within 1e-5 of scikit-image.
+    rng = np.random.default_rng(11)
+    gt = np.full((64, 80, 3), 255, np.uint8)
+    gt[:, :30] = rng.integers(0, 256, (64, 30, 3))
+    pred = np.clip(250 + rng.integers(-3, 4, gt.shape), 0, 255).astype(np.uint8)
+    ref = structural_similarity(pred / 255.0, gt / 255.0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=1, channel_axis=2)
+    assert abs(ssim(pred, gt).item() - ref) < 1e-9
+    # The same images as float tensors through the float (non-quantising) path agree too.
+    tp = torch.from_numpy(pred / 255.0).permute(2, 0, 1)
+    tg = torch.from_numpy(gt / 255.0).permute(2, 0, 1)
+    assert abs(ssim(tp, tg, quantize=False).item() - ref) < 1e-9
+
+
+def test_quantize_u8_matches_float_quantisation_and_nan():
+    from lbag.metrics.pixel import quantize_8bit, quantize_u8
+    k = torch.arange(255, dtype=torch.float64)
+    # Values right next to the rounding thresholds (k + 0.5) / 255, plus out-of-range ones.
+    x = torch.cat([((k + 0.5) / 255).float(), torch.nextafter(((k + 0.5) / 255).float(), torch.tensor(0.0)),
+                   torch.nextafter(((k + 0.5) / 255).float(), torch.tensor(1.0)), torch.tensor([-0.3, 1.7, 0.0])])
+    img = x[: 3 * 16 * 16].reshape(1, 3, 16, 16)
+    u8, nan = quantize_u8(img)
+    ref = (quantize_8bit(img.double()) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(u8, ref) and not nan.any()
+    bad = img.clone()
+    bad[0, 1, 3, 4] = math.nan
+    out = compute_metrics(torch.cat([img, bad]), torch.cat([img, img]), aligned=False)
+    assert out["psnr"][0].item() == math.inf
+    assert math.isnan(out["psnr"][1].item()) and math.isnan(out["ssim"][1].item())

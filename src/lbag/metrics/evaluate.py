@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from ..data.layout import ImageReadError, find_pairs, read_image, read_mask
-from .aligned import psnr_aligned
-from .pixel import pixel_metrics, prepare_pair
+from .aligned import psnr_aligned, psnr_aligned_u8
+from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_pair, quantize_pair_u8
 
 __all__ = ["compute_metrics", "summarize", "evaluate", "evaluate_one", "find_items", "format_table", "EvalItem",
            "EvalOptions", "EvaluationInputError", "png_size", "read_image", "read_mask", "ImageReadError"]
@@ -68,19 +68,30 @@ def compute_metrics(pred, gt, mask=None, aligned: bool = True, exact: bool = Fal
         dict with (B,) float64 tensors ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` and
         (B,) bool tensors ``mask_empty`` and ``ecc_failed``.
     """
-    p, g = prepare_pair(pred, gt, quantize)
-    out = {k: v.double().cpu() for k, v in pixel_metrics(p, g, mask, quantize=False).items()}
-    b = p.shape[0]
+    if quantize:
+        # Quantise once to uint8 (H, W, 3); every metric, PSNR_a included, starts from these arrays.
+        p8, g8, has_nan = quantize_pair_u8(pred, gt)
+        m8 = None if mask is None else _mask_u8(mask, *p8.shape[:3])
+        out = _pixel_metrics_u8(p8, g8, has_nan, m8)
+        b = p8.shape[0]
+    else:
+        p, g = prepare_pair(pred, gt, quantize)
+        out = {k: v.double().cpu() for k, v in pixel_metrics(p, g, mask, quantize=False).items()}
+        b = p.shape[0]
     nan = torch.full((b,), math.nan, dtype=torch.float64)
     if mask is None:
         out["psnr_w"], out["ssim_w"] = nan.clone(), nan.clone()
         out["mask_empty"] = torch.zeros(b, dtype=torch.bool)
     else:
         # pixel_metrics marks an empty mask with NaN; a non-empty one always gives a number.
-        out["mask_empty"] = torch.isnan(out["ssim_w"])
+        out["mask_empty"] = (torch.from_numpy(~m8.reshape(b, -1).any(axis=1)) if quantize
+                             else torch.isnan(out["ssim_w"]))
     if aligned:
-        out["psnr_a"], out["ecc_failed"] = psnr_aligned(p, g, denominator, exact, quantize=False,
-                                                        return_failed=True)
+        if quantize:
+            out["psnr_a"], out["ecc_failed"] = psnr_aligned_u8(p8, g8, has_nan, denominator, exact)
+        else:
+            out["psnr_a"], out["ecc_failed"] = psnr_aligned(p, g, denominator, exact, quantize=False,
+                                                            return_failed=True)
     else:
         out["psnr_a"], out["ecc_failed"] = nan.clone(), torch.zeros(b, dtype=torch.bool)
     return out

@@ -5,7 +5,15 @@ Protocol (see the paper's evaluation code): prediction and ground truth are clam
 quantised to 8 bit before every metric; SSIM is the mean of the map of an 11x11 Gaussian window
 (sigma 1.5) over the VALID region (no padding), per RGB channel, with C1 = 0.01^2 and C2 = 0.03^2.
 This is the value of scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=1)``, computed here with a separable convolution in torch.
+use_sample_covariance=False, data_range=1)``.
+
+Two implementations share these definitions:
+
+* the protocol path (``quantize=True``, the default): both images are quantised once to uint8 (H, W, 3)
+  arrays; PSNR / PSNR_w come from the exact integer sum of squared differences (``cv2.norm``), SSIM from
+  OpenCV separable filters run over horizontal strips of the image in float64 with reused buffers (the
+  strips stay in cache, which is what makes it fast);
+* the float path (``quantize=False``, and :func:`ssim_map`, which the SSIM loss differentiates through).
 
 Every function takes (B, 3, H, W) tensors (or a single (3, H, W) tensor, or a numpy (H, W, 3) image)
 and returns one value per image, shape (B,). Unlike the authors' code they are correct at any batch
@@ -221,6 +229,209 @@ def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window: int = SSIM_WINDOW, si
 
 
 # --------------------------------------------------------------------------------------------------
+# Protocol path: 8-bit integers, HWC, no float64 copies of whole images
+# --------------------------------------------------------------------------------------------------
+
+# Output rows of the SSIM map per strip: (64 + 10) x 2152 x 3 float64 buffers (~4 MB each) stay in
+# the L3 cache, so the eight passes over a strip cost far less than eight passes over the image.
+_SSIM_STRIP_ROWS = 64
+
+
+def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """Quantise images to the protocol's 8-bit grid as uint8 (B, H, W, C) arrays.
+
+    The value is round(clamp(x, 0, 1) * 255) with round-half-to-even, computed in float64 so that it
+    equals :func:`quantize_8bit` bit for bit. uint8 input is used as it is; uint16 is scaled by
+    1/65535 first (as :func:`to_tensor` does).
+
+    Args:
+        image: (B, C, H, W) / (C, H, W) tensor in [0, 1], or a numpy (H, W, C) / (H, W) image.
+        name: what to call the input in error messages.
+
+    Returns:
+        ``(u8, has_nan)``: the (B, H, W, C) uint8 array and a (B,) bool array, True for an image
+        that contained NaN (its metrics are NaN, as on the float path).
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3:
+            raise ValueError(f"{name}: expected a numpy image (H, W, C) or (H, W), got shape {image.shape}")
+        if image.dtype == np.uint8:
+            return np.ascontiguousarray(image)[None], np.zeros(1, bool)
+        if image.dtype == np.uint16:
+            views = [image.astype(np.float64) / 65535.0]
+        elif np.issubdtype(image.dtype, np.floating) or image.dtype == bool:
+            views = [image]
+        else:
+            raise TypeError(f"{name}: unsupported numpy dtype {image.dtype}")
+    else:
+        t = to_tensor(image, name).detach()
+        if t.device.type != "cpu":
+            # Quantise where the data is; only one byte per value crosses to the host.
+            q = t.clamp(0, 1).mul(255.0).round()
+            nan = torch.isnan(q).flatten(1).any(dim=1).cpu().numpy()
+            return np.ascontiguousarray(q.nan_to_num(0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()), nan
+        if t.dtype not in (torch.float32, torch.float64):
+            t = t.float()  # half / bfloat16 have no numpy view; both widen exactly
+        views = list(t.permute(0, 2, 3, 1).numpy())
+    out = np.empty((len(views),) + views[0].shape, np.uint8)
+    nan = np.zeros(len(views), bool)
+    buf = np.empty(views[0].shape, np.float64)
+    for i, v in enumerate(views):
+        # float32 * 255 is exact in float64, so rint sees the true product (no float32 tie errors).
+        np.multiply(v, 255.0, out=buf, dtype=np.float64, casting="unsafe")
+        np.clip(buf, 0.0, 255.0, out=buf)
+        np.rint(buf, out=buf)
+        # A NaN anywhere makes the (allocation-free) sum NaN; only then look closer.
+        nan[i] = not np.isfinite(buf.sum()) and bool(np.isnan(buf).any())
+        if nan[i]:
+            np.nan_to_num(buf, copy=False)
+        out[i] = buf
+    return out, nan
+
+
+def quantize_pair_u8(pred, gt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`quantize_u8` of a prediction / ground-truth pair with the checks of :func:`prepare_pair`.
+
+    Returns:
+        ``(pred_u8, gt_u8, has_nan)``: two (B, H, W, 3) uint8 arrays and a (B,) bool array.
+    """
+    p, pn = quantize_u8(pred, "pred")
+    g, gn = quantize_u8(gt, "gt")
+    if p.shape != g.shape:
+        raise ValueError(f"pred and gt must have the same shape, got {_chw(p.shape)} and {_chw(g.shape)}")
+    if p.shape[3] != 3:
+        raise ValueError(f"expected RGB images with 3 channels, got {p.shape[3]}")
+    return p, g, pn | gn
+
+
+def _chw(shape: tuple) -> tuple:
+    """(B, H, W, C) -> (B, C, H, W), to report shapes as the tensor API spells them."""
+    return (shape[0], shape[3], shape[1], shape[2])
+
+
+def _mask_u8(mask, b: int, h: int, w: int) -> np.ndarray:
+    """Binary mask as a (B, H, W) uint8 array of 0/1 (same inputs and checks as :func:`prepare_mask`)."""
+    like = torch.empty((), dtype=torch.uint8).expand(b, 1, h, w)
+    return np.ascontiguousarray(prepare_mask(mask, like).cpu().numpy()[:, 0])
+
+
+def _sq_err_sum(p: np.ndarray, g: np.ndarray, m: np.ndarray | None = None) -> float:
+    """Exact sum of squared 8-bit differences (OpenCV accumulates integers), optionally under a mask."""
+    return cv2.norm(p, g, cv2.NORM_L2SQR) if m is None else cv2.norm(p, g, cv2.NORM_L2SQR, mask=m)
+
+
+def _ssim_strip_sums(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, rows: range) -> tuple[float, float]:
+    """Sum of the SSIM map (and of the map under the cropped mask) over the map rows ``rows``.
+
+    Works in 0..255 units with the constants scaled to match, in float64: the variances are
+    differences of large, nearly equal moments, and float32 leaves errors above 1e-5 in flat
+    (e.g. saturated) regions where every pixel repeats the same rounding.
+    """
+    r = SSIM_CROP
+    k = gaussian_kernel1d(SSIM_WINDOW, SSIM_SIGMA).numpy()
+    c1, c2 = SSIM_C1 * 255.0 ** 2, SSIM_C2 * 255.0 ** 2
+    w, c = p.shape[1], p.shape[2]
+    step = _SSIM_STRIP_ROWS
+    n_in = min(step, len(rows)) + 2 * r
+    bufs = np.empty((6, n_in, w, c), np.float64)
+    prod = np.empty((n_in, w, c), np.uint16)
+    total = masked = 0.0
+    for y0 in range(rows.start, rows.stop, step):
+        y1 = min(y0 + step, rows.stop)
+        n = y1 - y0 + 2 * r
+        # Map row j sits on image row j + r: the strip needs r more image rows on each side.
+        ps, gs = p[y0:y1 + 2 * r], g[y0:y1 + 2 * r]
+        mu_p, mu_g, e_pp, e_gg, e_pg, t = (b[:n] for b in bufs)
+        pr = prod[:n]
+
+        def blur(src: np.ndarray, dst: np.ndarray) -> None:
+            cv2.sepFilter2D(src, cv2.CV_64F, k, k, dst=dst, borderType=cv2.BORDER_REFLECT)
+
+        blur(ps, mu_p)
+        blur(gs, mu_g)
+        # 8-bit products fit uint16 exactly.
+        blur(cv2.multiply(ps, ps, dst=pr, dtype=cv2.CV_16U), e_pp)
+        blur(cv2.multiply(gs, gs, dst=pr, dtype=cv2.CV_16U), e_gg)
+        blur(cv2.multiply(ps, gs, dst=pr, dtype=cv2.CV_16U), e_pg)
+        # Rows outside [r, n - r) and the r-px side columns are border-filled: not part of the map.
+        mu_p, mu_g, e_pp, e_gg, e_pg, t = (a[r:n - r, r:w - r] for a in (mu_p, mu_g, e_pp, e_gg, e_pg, t))
+        np.multiply(mu_p, mu_g, out=t)
+        e_pg -= t              # covariance
+        t *= 2
+        t += c1                # 2 mu_p mu_g + c1
+        e_pg *= 2
+        e_pg += c2             # 2 cov + c2
+        t *= e_pg
+        mu_p *= mu_p
+        mu_g *= mu_g
+        e_pp -= mu_p           # var_p
+        e_gg -= mu_g           # var_g
+        e_pp += e_gg
+        e_pp += c2             # var_p + var_g + c2
+        mu_p += mu_g
+        mu_p += c1             # mu_p^2 + mu_g^2 + c1
+        mu_p *= e_pp
+        t /= mu_p              # the SSIM map of this strip, (rows, W - 2r, C)
+        total += float(t.sum())
+        if m is not None:
+            per_px = t.sum(axis=2)
+            masked += float(np.dot(per_px.ravel(), m[y0 + r:y1 + r, r:w - r].astype(np.float64).ravel()))
+    return total, masked
+
+
+def _ssim_u8(p: np.ndarray, g: np.ndarray, m: np.ndarray | None = None) -> tuple[float, float]:
+    """SSIM (and SSIM_w with the binary (H, W) mask ``m``) of one uint8 (H, W, C) pair."""
+    h, w, c = p.shape
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}")
+    hv = h - 2 * SSIM_CROP
+    total, masked = _ssim_strip_sums(p, g, m, range(0, hv))
+    n_map = hv * (w - 2 * SSIM_CROP) * c
+    if m is None or not m.any():
+        return total / n_map, math.nan
+    n_mask = int(np.count_nonzero(m[SSIM_CROP:h - SSIM_CROP, SSIM_CROP:w - SSIM_CROP]))
+    return total / n_map, masked / max(n_mask, 1) / c
+
+
+def _pixel_metrics_u8(p: np.ndarray, g: np.ndarray, nan: np.ndarray, m: np.ndarray | None = None,
+                      want_ssim: bool = True) -> dict[str, torch.Tensor]:
+    """The pixel metrics of uint8 (B, H, W, 3) pairs (protocol path); see :func:`pixel_metrics`."""
+    b, h, w, c = p.shape
+    n = h * w * c
+    out = {k: np.full(b, math.nan) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
+    for i in range(b):
+        if nan[i]:
+            continue  # NaN in the input: every metric of this image stays NaN, as on the float path
+        out["psnr"][i] = _psnr_np(_sq_err_sum(p[i], g[i]) / (255.0 ** 2 * n))
+        if m is not None:
+            area = int(np.count_nonzero(m[i]))
+            if area:
+                out["psnr_w"][i] = _psnr_np(_sq_err_sum(p[i], g[i], m[i]) / (255.0 ** 2 * c * area))
+        if want_ssim:
+            out["ssim"][i], out["ssim_w"][i] = _ssim_u8(p[i], g[i], None if m is None else m[i])
+    return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def _psnr_np(mse: float) -> float:
+    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def _on_device_of(values: torch.Tensor, image) -> torch.Tensor:
+    """Put a (B,) float64 CPU result where the input lived (float32 off the CPU, as before)."""
+    if isinstance(image, torch.Tensor) and image.device.type != "cpu":
+        return values.to(device=image.device, dtype=torch.float32)
+    return values
+
+
+def _protocol_metrics(pred, gt, mask=None, want_ssim: bool = True) -> dict[str, torch.Tensor]:
+    p, g, nan = quantize_pair_u8(pred, gt)
+    m = None if mask is None else _mask_u8(mask, *p.shape[:3])
+    return {k: _on_device_of(v, pred) for k, v in _pixel_metrics_u8(p, g, nan, m, want_ssim).items()}
+
+
+# --------------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------------
 
@@ -254,6 +465,8 @@ def psnr(pred, gt, quantize: bool = True) -> torch.Tensor:
     Returns:
         (B,) PSNR in dB (inf where the images are identical).
     """
+    if quantize:
+        return _protocol_metrics(pred, gt, want_ssim=False)["psnr"]
     p, g = prepare_pair(pred, gt, quantize)
     return _psnr_from_mse(((p - g) ** 2).mean(dim=(1, 2, 3)))
 
@@ -269,6 +482,8 @@ def ssim(pred, gt, quantize: bool = True) -> torch.Tensor:
     Returns:
         (B,) SSIM values.
     """
+    if quantize:
+        return _protocol_metrics(pred, gt)["ssim"]
     p, g = prepare_pair(pred, gt, quantize)
     return ssim_map(p, g).mean(dim=(1, 2, 3))
 
@@ -287,6 +502,8 @@ def psnr_weighted(pred, gt, mask, quantize: bool = True) -> torch.Tensor:
     Returns:
         (B,) PSNR_w in dB; NaN for an image whose mask is empty (the metric is undefined there).
     """
+    if quantize:
+        return _protocol_metrics(pred, gt, mask, want_ssim=False)["psnr_w"]
     p, g = prepare_pair(pred, gt, quantize)
     return _psnr_w((p - g) ** 2, prepare_mask(mask, p))
 
@@ -306,6 +523,8 @@ def ssim_weighted(pred, gt, mask, quantize: bool = True) -> torch.Tensor:
     Returns:
         (B,) SSIM_w; NaN for an image whose (uncropped) mask is empty.
     """
+    if quantize:
+        return _protocol_metrics(pred, gt, mask)["ssim_w"]
     p, g = prepare_pair(pred, gt, quantize)
     return _ssim_w(ssim_map(p, g), prepare_mask(mask, p))
 
@@ -317,6 +536,9 @@ def pixel_metrics(pred, gt, mask=None, quantize: bool = True) -> dict[str, torch
         dict name -> (B,) tensor with keys ``psnr``, ``ssim`` and, when ``mask`` is given,
         ``psnr_w``, ``ssim_w`` (NaN for empty masks).
     """
+    if quantize:
+        out = _protocol_metrics(pred, gt, mask)
+        return out if mask is not None else {"psnr": out["psnr"], "ssim": out["ssim"]}
     p, g = prepare_pair(pred, gt, quantize)
     sq = (p - g) ** 2
     smap = ssim_map(p, g)
