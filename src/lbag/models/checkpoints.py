@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_path
 from .mimo_unet import MIMOUNet, MIMOUNetConfig
 
 __all__ = ["CheckpointError", "load_model", "save_model", "load_state_dict", "infer_config",
@@ -158,12 +159,6 @@ def load_model(path: str | os.PathLike, config: MIMOUNetConfig | None = None,
     return model.to(map_location).eval()
 
 
-def _atomic_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_model(model: MIMOUNet, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
     """Write weights + architecture as safetensors, atomically (a crash never leaves half a file).
 
@@ -177,16 +172,11 @@ def save_model(model: MIMOUNet, path: str | os.PathLike, metadata: Mapping[str, 
     model = getattr(model, "module", model)
     model = getattr(model, "_orig_mod", model)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta[CONFIG_KEY] = json.dumps(model.config.to_dict())
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        _atomic_replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
