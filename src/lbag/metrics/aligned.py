@@ -47,7 +47,7 @@ class AlignResult:
         warped: the intensity-scaled prediction warped onto the ground truth and multiplied by the
             valid region, float32 (H, W, 3).
         target: the ground truth multiplied by the valid region, float32 (H, W, 3).
-        valid: the valid region, float32 (H, W, 3) of 0/1.
+        valid: the valid region, float32 (H, W, 3) of 0/1 (a read-only view of one plane).
         homography: the 3x3 float32 ECC warp (input -> template convention of OpenCV).
         failed: True when ECC did not converge and the identity was used.
     """
@@ -163,8 +163,11 @@ def align(pred: np.ndarray, gt: np.ndarray, exact: bool = False, **kwargs) -> Al
     h, w = x.shape[:2]
     zr = cv2.warpPerspective(zs, warp, (w, h), flags=cv2.INTER_CUBIC + cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REFLECT)
-    cr = cv2.warpPerspective(np.ones_like(zs), warp, (w, h), flags=cv2.INTER_NEAREST + cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # The valid region is the same for the 3 channels: warp one plane, view it as three.
+    cr = cv2.warpPerspective(np.ones((h, w), np.float32), warp, (w, h),
+                             flags=cv2.INTER_NEAREST + cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)
+    cr = np.broadcast_to(cr[:, :, None], x.shape)
     return AlignResult(warped=zr * cr, target=x * cr, valid=cr, homography=warp, failed=failed)
 
 

@@ -376,8 +376,10 @@ def _ssim_strip_sums(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, rows: r
         t /= mu_p              # the SSIM map of this strip, (rows, W - 2r, C)
         total += float(t.sum())
         if m is not None:
-            per_px = t.sum(axis=2)
-            masked += float(np.dot(per_px.ravel(), m[y0 + r:y1 + r, r:w - r].astype(np.float64).ravel()))
+            # In place with the mask broadcast over channels (a sum over the 3-long channel axis
+            # first would be several times slower in numpy).
+            t *= m[y0 + r:y1 + r, r:w - r, None]
+            masked += float(t.sum())
     return total, masked
 
 
