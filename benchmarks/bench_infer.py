@@ -1,7 +1,9 @@
 """Full-resolution inference: tiled vs untiled agreement (chooses DEFAULT_OVERLAP), memory per pixel
 (checks lbag.infer.bytes_per_pixel), and 2152x1436 (ReLoBlur size) tiled deblur time and peak memory.
 
-Every memory figure comes from a fresh subprocess (peak RSS growth over the model-only baseline). The
+Every memory figure comes from a fresh subprocess (peak RSS growth over the model-only baseline), started
+before this process allocates anything big: Linux carries a process's peak RSS over into the children it
+starts (fork + exec), so a large parent would mask a small child's peak. The
 machine is shared with other jobs: ratios (tiled / untiled) matter more than absolute seconds.
 
 Usage: python benchmarks/bench_infer.py [--weights FILE] [--full-lbag] [--threads 2]
@@ -102,13 +104,6 @@ def main() -> None:
     wargs = ["--weights", args.weights] if args.weights else []
     sections = []
 
-    # 1. agreement and the choice of the default overlap
-    table, by_overlap = agreement(args.weights, args.threads)
-    ok = sorted(o for o, ps in by_overlap.items() if min(ps) > 45)
-    sections.append("### Tiled vs untiled (bundled model, two synthetic 512x384 scenes)\n\n"
-                    f"{table}\n\nSmallest overlap above 45 dB at every tile size: "
-                    f"{ok[0] if ok else 'none'} px; lbag.infer.DEFAULT_OVERLAP = {DEFAULT_OVERLAP} px.")
-
     # 2. memory per pixel, untiled, vs the estimate used for the automatic tile size
     rows = []
     for kind, model in (("bundled", lbag_small()), ("lbag", lbag())):
@@ -133,6 +128,13 @@ def main() -> None:
         ["model", "tile", "seconds", "peak RSS growth MB", "peak RSS MB"], rows)
         + "\n\n`bundled` = lbag_small_synth (543k parameters); `lbag` = the full 16.1M-parameter network "
           "(untrained, same cost as trained).")
+    # 1. agreement and the choice of the default overlap
+    table, by_overlap = agreement(args.weights, args.threads)
+    ok = sorted(o for o, ps in by_overlap.items() if min(ps) > 45)
+    sections.insert(0, "### Tiled vs untiled (bundled model, two synthetic 512x384 scenes)\n\n"
+                    f"{table}\n\nSmallest overlap above 45 dB at every tile size: "
+                    f"{ok[0] if ok else 'none'} px; lbag.infer.DEFAULT_OVERLAP = {DEFAULT_OVERLAP} px.")
+
     body = (f"float32 eager, {args.threads} threads, `torch.inference_mode`; each memory/time figure from a "
             "fresh process, one run each (the shared machine makes repeated medians slow; treat seconds as "
             "indicative).\n\n" + "\n\n".join(sections))

@@ -112,3 +112,21 @@ def test_tiled_equals_untiled_output_files(tmp_path, weights):
     t = _raw(tmp_path / "t" / "a.png").astype(np.float64) / 65535
     u = _raw(tmp_path / "u" / "a.png").astype(np.float64) / 65535
     assert 10 * np.log10(1 / max(((t - u) ** 2).mean(), 1e-20)) > 45
+
+
+def test_bundled_model_is_default_and_leaves_static_pixels_alone(tmp_path):
+    from lbag.data.layout import read_image
+    from lbag.infer import bundled_weights_path, load_for_inference
+
+    path = bundled_weights_path()
+    assert path.is_file() and path.parent.name == "weights" and path.parent.parent.name == "lbag"
+    model = load_for_inference()
+    assert model.config.gated and model.config.width == 16
+    # A flat, textured static image with no motion: the output must stay close to the input.
+    rng = np.random.default_rng(0)
+    img = np.clip(0.5 + 0.1 * rng.standard_normal((48, 64, 3)), 0, 1).astype(np.float32)
+    write_image(tmp_path / "static.png", img)
+    assert run(tmp_path / "static.png", "-o", tmp_path / "o") == 0
+    out = read_image(tmp_path / "o" / "static.png")
+    src = read_image(tmp_path / "static.png")
+    assert 10 * np.log10(1 / ((out - src) ** 2).mean()) > 30
