@@ -109,7 +109,7 @@ def test_bad_input(model):
 
 def test_auto_tile_size(model):
     side = auto_tile_size(model, torch.device("cpu"))
-    assert side % ALIGN == 0 and 128 <= side <= 2048
+    assert side % ALIGN == 0 and 128 <= side <= 512
     assert bytes_per_pixel(lbag_small()) < bytes_per_pixel(mimo_unet())
 
 

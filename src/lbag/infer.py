@@ -156,8 +156,15 @@ def bytes_per_pixel(model: torch.nn.Module) -> int:
 
 
 def auto_tile_size(model: torch.nn.Module, device: torch.device, fraction: float = 0.5,
-                   max_tile: int = 2048, min_tile: int = 128) -> int:
-    """Largest square tile (multiple of 4) whose forward pass fits ``fraction`` of the free memory."""
+                   max_tile: int | None = None, min_tile: int = 128) -> int:
+    """Largest square tile (multiple of 4) whose forward pass fits ``fraction`` of the free memory.
+
+    ``max_tile`` defaults to 512 on the CPU, where benchmarks/bench_infer.py measured 512 px tiles
+    1.3-2x faster than one untiled pass and ~2.3x faster than 2048 px tiles at 2152x1436 (two runs on a
+    shared 2-core machine; cache locality), and to 2048 on GPUs.
+    """
+    if max_tile is None:
+        max_tile = 512 if device.type == "cpu" else 2048
     budget = available_memory(device) * fraction
     side = int(math.sqrt(max(budget, 0) / bytes_per_pixel(model)))
     side = max(min_tile, min(max_tile, side))
