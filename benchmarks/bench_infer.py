@@ -35,8 +35,8 @@ def _model(kind: str, weights: str | None):
 def child_memory(kind: str, weights: str | None, h: int, w: int, tile: int, threads: int) -> None:
     """Peak RSS growth of one deblur_tensor call (tile=0: untiled)."""
     import torch
-
     from common import peak_rss_mb
+
     from lbag.infer import deblur_tensor
 
     torch.set_num_threads(threads)

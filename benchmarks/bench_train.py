@@ -24,8 +24,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def child(config: str, batch: int, patch: int, steps: int, threads: int) -> None:
     import torch
-
     from common import peak_rss_mb
+
     from lbag.config import load_config
     from lbag.losses import MultiScaleLoss
     from lbag.train import build_from_config

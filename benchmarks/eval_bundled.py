@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import torch
-
 from common import markdown_table, write_result
 
 # The generator settings of the bundled model's training data (weights/MODEL_CARD.md).

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from lbag.config import ConfigError, TrainConfig, config_to_dict, load_config, parse_overrides
+from lbag.config import (
+    ConfigError,
+    TrainConfig,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = ["lbag", "lbag_plus", "mimo_unet_plus", "ablation_no_gate", "ablation_no_bapc", "ablation_no_ssim",

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from lbag.infer import (ALIGN, DeblurResult, _ramp, auto_tile_size, blend_weights, bytes_per_pixel,
-                        collect_inputs, deblur_tensor, default_forward, tile_starts)
+from lbag.infer import (
+    ALIGN,
+    DeblurResult,
+    _ramp,
+    auto_tile_size,
+    blend_weights,
+    bytes_per_pixel,
+    collect_inputs,
+    deblur_tensor,
+    default_forward,
+    tile_starts,
+)
 from lbag.models import DeblurOutput, lbag_small, mimo_unet
 
 

@@ -23,8 +23,19 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "ModelConfig", "DataConfig", "SynthConfig", "LossConfig", "OptimConfig",
-           "TrainLoopConfig", "TrainConfig", "load_config", "parse_overrides", "config_to_dict"]
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "SynthConfig",
+    "TrainConfig",
+    "TrainLoopConfig",
+    "config_to_dict",
+    "load_config",
+    "parse_overrides",
+]
 
 
 class ConfigError(ValueError):

@@ -29,10 +29,25 @@ import torch.nn.functional as F
 
 from .models import DeblurOutput
 
-__all__ = ["DEFAULT_OVERLAP", "Forward", "default_forward", "tile_starts", "blend_weights", "auto_tile_size",
-           "available_memory", "deblur_tensor", "DeblurResult", "bytes_per_pixel", "bundled_weights_path",
-           "load_for_inference", "DeblurJob", "collect_inputs", "read_input_image", "apply_exif_orientation",
-           "deblur_files"]
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "DeblurJob",
+    "DeblurResult",
+    "Forward",
+    "apply_exif_orientation",
+    "auto_tile_size",
+    "available_memory",
+    "blend_weights",
+    "bundled_weights_path",
+    "bytes_per_pixel",
+    "collect_inputs",
+    "deblur_files",
+    "deblur_tensor",
+    "default_forward",
+    "load_for_inference",
+    "read_input_image",
+    "tile_starts",
+]
 
 # Overlap between neighbouring tiles, in full-resolution pixels (a multiple of 4). Measured with
 # benchmarks/bench_infer.py: see README "Measured figures" for the tiled-vs-untiled PSNR per overlap.

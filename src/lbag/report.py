@@ -13,7 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["mask_to_rgb", "overlay_mask", "comparison_picture", "read_metrics_csv", "plot_run"]
+from .atomic import atomic_path
+
+__all__ = ["comparison_picture", "mask_to_rgb", "overlay_mask", "plot_run", "read_metrics_csv"]
 
 
 def _as_rgb_float(img: np.ndarray, name: str) -> np.ndarray:
@@ -46,7 +48,7 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     out = np.ascontiguousarray(np.rint(np.clip(panel, 0, 1) * 255).astype(np.uint8))
     h, w = out.shape[:2]
     scale = max(0.35, min(1.5, w / 700))
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     band = min(h, th + base + 8)
     out[:band, :min(w, tw + 10)] = (out[:band, :min(w, tw + 10)] * 0.35).astype(np.uint8)
@@ -162,12 +164,9 @@ def plot_run(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = No
     fig.tight_layout()
     out_path = Path(out_path) if out_path is not None else run_dir / "report.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return out_path

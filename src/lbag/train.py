@@ -31,7 +31,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 import warnings
 from collections import defaultdict
@@ -44,11 +43,12 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .atomic import atomic_path, write_text
 from .config import TrainConfig, config_to_dict
 from .models import MIMOUNet, build_model, init_from_mimo_unet_plus, save_model
 from .models.checkpoints import load_state_dict, load_weights_into
 
-__all__ = ["train", "TrainResult", "TrainingDiverged", "latest_checkpoint", "StepSampler", "Checkpoint"]
+__all__ = ["Checkpoint", "StepSampler", "TrainResult", "TrainingDiverged", "latest_checkpoint", "train"]
 
 _CKPT_RE = re.compile(r"^step_(\d+)\.state\.pt$")
 _STATE_VERSION = 1
@@ -202,27 +202,10 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Checkpoint | None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())  # the rename must never expose a file whose data is still in flight
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -255,9 +238,9 @@ class _Logger:
             with open(self.csv_path, newline="") as fh:
                 rows = [r for r in csv.reader(fh)] or [["step", "time", "key", "value"]]
             kept = [rows[0]] + [r for r in rows[1:] if len(r) == 4 and r[0].isdigit() and int(r[0]) <= resume_step]
-            _atomic_text(self.csv_path, "".join(",".join(r) + "\n" for r in kept))
+            write_text(self.csv_path, "".join(",".join(r) + "\n" for r in kept))
         elif not self.csv_path.is_file() or resume_step is None:
-            _atomic_text(self.csv_path, "step,time,key,value\n")
+            write_text(self.csv_path, "step,time,key,value\n")
         self._fh = open(self.csv_path, "a", newline="")
         self._w = csv.writer(self._fh)
         try:
@@ -418,7 +401,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                 log(f"lbag train: resumed from {start.weights} at step {step}")
 
         if dd.main:
-            _atomic_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         ddp_model = model
         if dd.world > 1:
             ddp_model = torch.nn.parallel.DistributedDataParallel(

@@ -33,7 +33,12 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from ..infer import DEFAULT_OVERLAP, collect_inputs, deblur_files, load_for_inference
+    from ..infer import (
+        DEFAULT_OVERLAP,
+        collect_inputs,
+        deblur_files,
+        load_for_inference,
+    )
     from ..models import CheckpointError
 
     if args.tile is not None and args.tile < 0:
