@@ -1,0 +1,178 @@
+"""Inference paths (lbag.accel) against the plain float32 eager reference, on the same weights/input.
+
+Part 1, 256x256 patches: every path of ``lbag.accel`` (and ONNX Runtime when installed) is timed in
+interleaved rounds (each round runs every path once, so machine noise hits all paths alike); median
+over rounds after a warm-up; ratio = eager median / path median; max abs difference and PSNR of the
+output against the eager output.
+
+Part 2, full resolution 2152x1436, tiled (``lbag.infer.deblur_tensor``): each (preset, path) runs in a
+fresh process so its peak resident memory (ru_maxrss) is its own; the outputs are compared with the
+eager output of the same preset.
+
+Usage: python benchmarks/bench_infer_paths.py [--presets lbag_small,lbag] [--rounds 5] [--full]
+       [--full-presets lbag_small,lbag] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import markdown_table, peak_rss_mb, write_result
+
+FULL = (1436, 2152)  # H, W of a ReLoBlur image
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def onnx_runner(model, x):
+    """Export the full-scale output to ONNX and return a callable running it in ONNX Runtime."""
+    import onnxruntime as ort
+    import torch
+
+    class FullScale(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, t):
+            return self.net(t).images[-1]
+
+    path = Path(tempfile.mkdtemp()) / "model.onnx"
+    torch.onnx.export(FullScale(model), (x,), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}}, dynamo=False, opset_version=17)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda t: torch.from_numpy(sess.run(None, {"x": t.numpy()})[0])
+
+
+def part1(preset: str, paths: list[str], rounds: int, size: int) -> list[list[str]]:
+    import torch
+
+    from lbag.accel import prepare
+    from lbag.models import build_model
+
+    torch.manual_seed(0)
+    state = build_model(preset).state_dict()
+    x = torch.rand(1, 3, size, size)
+    runners = {}
+    for name in paths:
+        model = build_model(preset)
+        model.load_state_dict(state)
+        if name == "onnx":
+            try:
+                runners[name] = onnx_runner(model.eval(), x)
+            except Exception as exc:  # optional dependency or exporter problem: report, carry on
+                print(f"onnx skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        p = prepare(model, "cpu", name)
+        runners[name] = (lambda p: lambda t: p(t).images[-1])(p)
+    outputs = {name: fn(x).float() for name, fn in runners.items()}  # warm-up (and compilation)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            t0 = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t0)
+    ref_t = float(np.median(times["eager"]))
+    ref = outputs["eager"].numpy()
+    rows = []
+    for name in runners:
+        med = float(np.median(times[name]))
+        out = outputs[name].numpy()
+        rows.append([preset, name, f"{med * 1000:.0f}", f"{ref_t / med:.2f}x",
+                     f"{np.abs(out - ref).max():.1e}", f"{psnr(out, ref):.1f}"])
+    return rows
+
+
+def full_child(preset: str, path: str, tile: int, out_file: str) -> None:
+    import torch
+
+    from lbag.accel import prepare
+    from lbag.infer import deblur_tensor
+    from lbag.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(preset)
+    x = torch.rand(1, 3, *FULL, generator=torch.Generator().manual_seed(1))
+    runner = prepare(model, "cpu", path)
+    # Warm-up on one tile (compilation, allocator), then one timed full-resolution pass: a full LBAG
+    # image costs minutes on 2 CPU cores, so several full runs per path would take too long.
+    deblur_tensor(model, x[..., :tile, :tile], tile=tile, forward=lambda m, t: runner(t))
+    t0 = time.perf_counter()
+    res = deblur_tensor(model, x, tile=tile, forward=lambda m, t: runner(t))
+    dt = time.perf_counter() - t0
+    np.save(out_file, res.image.numpy())
+    print(json.dumps({"seconds": dt, "peak_rss_mb": peak_rss_mb(), "tiles": res.tiles}))
+
+
+def part2(preset: str, paths: list[str], tile: int) -> list[list[str]]:
+    tmp = Path(tempfile.mkdtemp())
+    results, rows = {}, []
+    for name in paths:
+        out_file = tmp / f"{preset}_{name}.npy"
+        proc = subprocess.run([sys.executable, __file__, "--child", preset, name, str(tile), str(out_file)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            continue
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    ref = np.load(tmp / f"{preset}_eager.npy")
+    for name, r in results.items():
+        out = np.load(tmp / f"{preset}_{name}.npy")
+        rows.append([preset, name, f"{r['seconds']:.1f}", f"{results['eager']['seconds'] / r['seconds']:.2f}x",
+                     f"{r['peak_rss_mb']:.0f}", str(r["tiles"]), f"{np.abs(out - ref).max():.1e}",
+                     f"{psnr(out, ref):.1f}"])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="lbag_small,lbag")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--compile", action="store_true", help="include torch.compile (minutes of compilation)")
+    ap.add_argument("--full", action="store_true", help="also run part 2 (full resolution, tiled)")
+    ap.add_argument("--full-presets", default="lbag_small,lbag")
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        full_child(args.child[0], args.child[1], int(args.child[2]), args.child[3])
+        return
+
+    from lbag.accel import cpu_has_bf16
+
+    paths = ["eager", "channels_last"] + (["bf16"] if cpu_has_bf16() else []) + \
+            (["compile"] if args.compile else []) + ["onnx"]
+    rows = []
+    for preset in args.presets.split(","):
+        rows += part1(preset, paths, args.rounds, args.size)
+    body = (f"### {args.size}x{args.size}, batch 1\n\nInterleaved rounds, median of {args.rounds} after a "
+            "warm-up; ratio and differences against `eager` (float32 NCHW, no_grad) in the same run.\n\n"
+            + markdown_table(["preset", "path", "median ms", "speed-up", "max abs diff", "PSNR vs eager dB"], rows))
+    if args.full:
+        full_paths = [p for p in paths if p not in ("onnx", "compile")]
+        rows2 = []
+        for preset in args.full_presets.split(","):
+            rows2 += part2(preset, full_paths, args.tile)
+        body += (f"\n\n### {FULL[1]}x{FULL[0]}, tiled ({args.tile}px tiles, default overlap)\n\nOne process per "
+                 "row (peak RSS is that process's); warm-up on one tile, then one timed full image.\n\n"
+                 + markdown_table(["preset", "path", "seconds", "speed-up", "peak RSS MB", "tiles",
+                                   "max abs diff", "PSNR vs eager dB"], rows2))
+    write_result("infer_paths", "Inference paths (CPU)", body)
+
+
+if __name__ == "__main__":
+    main()
