@@ -111,6 +111,22 @@ def find_pairs(root: str | os.PathLike, split: str, masks_root: str | os.PathLik
 # Image I/O
 # ---------------------------------------------------------------------------------------------------
 
+def _decode_unchanged(path: str | os.PathLike, what: str) -> np.ndarray:
+    """Decode a file with OpenCV as stored (depth and channels); errors name the file and the problem."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty {what} file (0 bytes)")
+    # imdecode handles non-ASCII paths, imread does not.
+    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: not a decodable {what} (corrupt or truncated, {size} bytes)")
+    return img
+
+
 def decode_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to RGB in its native integer type (uint8 or uint16), shape (H, W, 3).
 
@@ -120,17 +136,7 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ImageReadError: missing, 0-byte or undecodable file (the message names the file).
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
-    data = np.fromfile(path, dtype=np.uint8)  # imdecode handles non-ASCII paths, imread does not
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{path}: not a decodable image (corrupt or truncated, {size} bytes)")
+    img = _decode_unchanged(path, "image")
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     elif img.shape[2] == 1:
@@ -165,16 +171,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def decode_mask(path: str | os.PathLike) -> np.ndarray:
     """Decode a mask file to a bool (H, W) array: any non-zero value in any channel is blurred."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
-    if size == 0:
-        raise ImageReadError(f"{path}: empty mask file (0 bytes)")
-    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{path}: not a decodable mask image (corrupt or truncated, {size} bytes)")
+    img = _decode_unchanged(path, "mask")
     if img.ndim == 3:
         # An RGBA mask drawn in an editor marks blur in its colour channels; alpha is coverage only.
         img = img[:, :, :3].max(axis=2) if img.shape[2] >= 3 else img[:, :, 0]
