@@ -9,6 +9,10 @@ Part 2, full resolution 2152x1436, tiled (``lbag.infer.deblur_tensor``): each (p
 fresh process so its peak resident memory (ru_maxrss) is its own; the outputs are compared with the
 eager output of the same preset.
 
+Part 3, only where a CUDA device is present: full-resolution LBAG untiled on the GPU, synchronised
+timing per path, against the floor of the model's FLOPs (~14.2 TFLOP per 2152x1436 image) over the
+card's measured bf16 matrix rate.
+
 Usage: python benchmarks/bench_infer_paths.py [--presets lbag_small,lbag] [--rounds 5] [--full]
        [--full-presets lbag_small,lbag] [--compile]
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import markdown_table, peak_rss_mb, write_result
+from common import markdown_table, matmul_rate, model_flops, peak_rss_mb, timeit, write_result
 
 FULL = (1436, 2152)  # H, W of a ReLoBlur image
 
@@ -57,7 +61,7 @@ def onnx_runner(model, x):
     return lambda t: torch.from_numpy(sess.run(None, {"x": t.numpy()})[0])
 
 
-def part1(preset: str, paths: list[str], rounds: int, size: int) -> list[list[str]]:
+def part1(preset: str, paths: list[str], rounds: int, size: int, rates: dict[str, float]) -> list[list[str]]:
     import torch
 
     from lbag.accel import prepare
@@ -87,12 +91,16 @@ def part1(preset: str, paths: list[str], rounds: int, size: int) -> list[list[st
             times[name].append(time.perf_counter() - t0)
     ref_t = float(np.median(times["eager"]))
     ref = outputs["eager"].numpy()
+    flops = model_flops(build_model(preset), tuple(x.shape))
     rows = []
     for name in runners:
         med = float(np.median(times[name]))
         out = outputs[name].numpy()
+        rate = flops / med
+        ceiling = rates["bfloat16" if name == "bf16" else "float32"]
         rows.append([preset, name, f"{med * 1000:.0f}", f"{ref_t / med:.2f}x",
-                     f"{np.abs(out - ref).max():.1e}", f"{psnr(out, ref):.1f}"])
+                     f"{np.abs(out - ref).max():.1e}", f"{psnr(out, ref):.1f}",
+                     f"{rate / 1e9:.0f}", f"{100 * rate / ceiling:.0f}%"])
     return rows
 
 
@@ -137,6 +145,43 @@ def part2(preset: str, paths: list[str], tile: int) -> list[list[str]]:
     return rows
 
 
+def gpu_part(compile_too: bool) -> str:
+    """Full-resolution LBAG on the GPU, untiled: synchronised latency per path against the floor of
+    (model FLOPs) / (the card's measured bf16 matrix rate)."""
+    import torch
+
+    from lbag.accel import prepare
+    from lbag.models import build_model
+
+    torch.manual_seed(0)
+    state = build_model("lbag").state_dict()
+    x = torch.rand(1, 3, *FULL, device="cuda")
+    flops = model_flops(build_model("lbag").cuda(), tuple(x.shape))
+    rate = matmul_rate("bfloat16", "cuda", n=8192, runs=10)
+    floor = flops / rate
+    ref, ref_t = None, None
+    rows = []
+    for name in ["eager", "channels_last", "bf16"] + (["compile"] if compile_too else []):
+        model = build_model("lbag")
+        model.load_state_dict(state)
+        runner = prepare(model, "cuda", name)
+        torch.cuda.reset_peak_memory_stats()
+        t = timeit(lambda: runner(x), warmup=3, runs=10, sync=torch.cuda.synchronize)["median"]
+        out = runner(x).images[-1].float().cpu().numpy()
+        if ref is None:  # eager, the first path, is the reference
+            ref, ref_t = out, t
+        rows.append(["lbag", name, f"{t * 1000:.0f}", f"{ref_t / t:.2f}x",
+                     f"{t / floor:.2f}x", f"{torch.cuda.max_memory_allocated() / 2**30:.1f}",
+                     f"{np.abs(out - ref).max():.1e}", f"{psnr(out, ref):.1f}"])
+        del runner, model
+        torch.cuda.empty_cache()
+    return (f"### GPU, {FULL[1]}x{FULL[0]} untiled, batch 1\n\n{torch.cuda.get_device_name(0)}: measured bf16 "
+            f"matrix rate {rate / 1e12:.0f} TFLOP/s (8192^3 products); LBAG needs {flops / 1e12:.2f} TFLOP per "
+            f"image, so the floor is {floor * 1000:.1f} ms. Median of 10 synchronised runs after 3 warm-ups.\n\n"
+            + markdown_table(["preset", "path", "median ms", "speed-up", "x floor", "peak GiB", "max abs diff",
+                              "PSNR vs eager dB"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="lbag_small,lbag")
@@ -156,12 +201,18 @@ def main() -> None:
 
     paths = ["eager", "channels_last"] + (["bf16"] if cpu_has_bf16() else []) + \
             (["compile"] if args.compile else []) + ["onnx"]
+    rates = {"float32": matmul_rate("float32")}
+    rates["bfloat16"] = matmul_rate("bfloat16") if cpu_has_bf16() else float("nan")
     rows = []
     for preset in args.presets.split(","):
-        rows += part1(preset, paths, args.rounds, args.size)
+        rows += part1(preset, paths, args.rounds, args.size, rates)
     body = (f"### {args.size}x{args.size}, batch 1\n\nInterleaved rounds, median of {args.rounds} after a "
-            "warm-up; ratio and differences against `eager` (float32 NCHW, no_grad) in the same run.\n\n"
-            + markdown_table(["preset", "path", "median ms", "speed-up", "max abs diff", "PSNR vs eager dB"], rows))
+            "warm-up; ratio and differences against `eager` (float32 NCHW, no_grad) in the same run. GFLOP/s: "
+            "the model's FLOPs (torch FlopCounterMode) over the median time; % of matmul: against this "
+            f"machine's measured 2048^3 matrix-product rate, {rates['float32'] / 1e9:.0f} GFLOP/s float32 and "
+            f"{rates['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16 (the ceiling a convolution network can approach)."
+            "\n\n" + markdown_table(["preset", "path", "median ms", "speed-up", "max abs diff", "PSNR vs eager dB",
+                                     "GFLOP/s", "% of matmul"], rows))
     if args.full:
         full_paths = [p for p in paths if p not in ("onnx", "compile")]
         rows2 = []
@@ -171,7 +222,14 @@ def main() -> None:
                  "row (peak RSS is that process's); warm-up on one tile, then one timed full image.\n\n"
                  + markdown_table(["preset", "path", "seconds", "speed-up", "peak RSS MB", "tiles",
                                    "max abs diff", "PSNR vs eager dB"], rows2))
-    write_result("infer_paths", "Inference paths (CPU)", body)
+    import torch
+
+    if torch.cuda.is_available():
+        body += "\n\n" + gpu_part(args.compile)
+    else:
+        body += ("\n\n### GPU\n\nNot measured: no CUDA device on this machine (the GPU section runs "
+                 "automatically where one is present).")
+    write_result("infer_paths", "Inference paths", body)
 
 
 if __name__ == "__main__":

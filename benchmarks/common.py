@@ -55,6 +55,31 @@ def timeit(fn: Callable[[], object], warmup: int = 1, runs: int = 5, sync: Calla
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}
 
 
+def matmul_rate(dtype_name: str = "float32", device: str = "cpu", n: int = 2048, runs: int = 5) -> float:
+    """Measured dense matrix-multiply rate (FLOP/s) of ``device`` in ``dtype_name``: median of ``runs``
+    n x n x n products after a warm-up. The practical ceiling a convolution network can approach."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a = torch.rand(n, n, device=device).to(dtype)
+    b = torch.rand(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+    t = timeit(lambda: a @ b, warmup=2, runs=runs, sync=sync)["median"]
+    return 2.0 * n ** 3 / t
+
+
+def model_flops(model, shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass of ``model`` on an input of ``shape`` (torch's FlopCounterMode: 2 per
+    multiply-accumulate of convolutions and matrix products)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(shape, device=next(model.parameters()).device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return int(counter.get_total_flops())
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB). Run each measured case in a fresh process
     (see :func:`run_isolated`) for a per-case figure."""

@@ -140,3 +140,19 @@ def test_demo_writes_pictures_and_metrics(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| deblurred" in text and "PSNR_w" in text
     assert main(["demo", "-o", str(out), "--size", "32", "32"]) == 2
+
+
+def test_inference_path_is_reported_and_matches_the_reference(tmp_path, weights, capsys):
+    from lbag.accel import auto_path
+
+    write_image(tmp_path / "a.png", _img(48, 64), bits=16)
+    assert run(tmp_path / "a.png", "-o", tmp_path / "auto", "--weights", weights) == 0
+    text = capsys.readouterr().out
+    assert f"inference path {auto_path('cpu')} on cpu (chosen automatically" in text
+    assert run(tmp_path / "a.png", "-o", tmp_path / "ref", "--weights", weights, "--path", "eager") == 0
+    assert "inference path eager on cpu\n" in capsys.readouterr().out
+    fast = _raw(tmp_path / "auto" / "a.png").astype(np.float64) / 65535
+    ref = _raw(tmp_path / "ref" / "a.png").astype(np.float64) / 65535
+    assert 10 * np.log10(1 / max(((fast - ref) ** 2).mean(), 1e-20)) > 50
+    assert run(tmp_path / "a.png", "-o", tmp_path / "x", "--weights", weights, "--path", "fastest") == 2
+    assert "unknown inference path 'fastest'" in capsys.readouterr().err

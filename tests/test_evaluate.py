@@ -104,8 +104,11 @@ def test_cli_evaluate(published, tmp_path, capsys):
                "--no-aligned", "--workers", "1"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "| Blurred input |" in text and "| pred |" in text
+    assert "| Blurred input |" in text and "| pred |" in text and "PSNR_a: " not in text
     assert (out / "summary.json").is_file()
+    rc = main(["evaluate", "--pred", str(pred), "--gt", str(root), "--workers", "1"])
+    assert rc == 0
+    assert "PSNR_a: fast coarse-to-fine ECC" in capsys.readouterr().out
     rc = main(["evaluate", "--pred", str(tmp_path / "nope"), "--gt", str(root)])
     assert rc == 2
     assert "predictions folder not found" in capsys.readouterr().err

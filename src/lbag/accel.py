@@ -12,8 +12,12 @@ faster on a given device:
 ``compile``        ``torch.compile`` (inductor, weights frozen) of the ``channels_last`` model; the first
                    call compiles for a minute or more, so it only pays off on long jobs.
 
-``auto`` picks the fastest path that stays within the accuracy targets for the device, from the
-measurements in ``benchmarks/RESULTS.md``.
+``auto`` picks the fastest path that stays within the accuracy targets for the device (float32 paths:
+max abs difference to ``eager`` below 1e-3; reduced precision: PSNR against ``eager`` above 50 dB), from
+the measurements of ``benchmarks/bench_infer_paths.py`` (``benchmarks/RESULTS.md``). On a 2-core AMD EPYC
+with AVX512-BF16, 256x256: ``bf16`` 2.2x (LBAG) / 3.6x (lbag_small) faster than ``eager`` at 67 / 76 dB;
+``channels_last`` 1.13x / 1.8x at ~1e-7. ``compile`` is never automatic: its minute-long compilation
+per input shape outweighs its gain for a command-line run.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 
 from .models import DeblurOutput, MIMOUNet
 
-__all__ = ["PATHS", "InferencePath", "prepare", "auto_path", "cpu_has_bf16"]
+__all__ = ["PATHS", "InferencePath", "prepare", "auto_path", "cpu_has_bf16", "bf16_supported"]
 
 PATHS = ("eager", "channels_last", "bf16", "compile")
 
@@ -40,12 +44,17 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def auto_path(device: torch.device | str) -> str:
-    """The default path for ``device``: bf16 where the hardware does it natively, else channels_last."""
+def bf16_supported(device: torch.device | str) -> bool:
+    """True when ``device`` computes in bfloat16 natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "channels_last"
-    return "bf16" if cpu_has_bf16() else "channels_last"
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_bf16()
+
+
+def auto_path(device: torch.device | str) -> str:
+    """The default path for ``device``: bf16 where the hardware does it natively, else channels_last."""
+    return "bf16" if bf16_supported(device) else "channels_last"
 
 
 @dataclass
@@ -62,6 +71,10 @@ class InferencePath:
     @property
     def description(self) -> str:
         return f"{self.name} on {self.device}"
+
+    def as_forward(self) -> Callable[[torch.nn.Module, torch.Tensor], DeblurOutput]:
+        """This path as the per-tile ``forward(model, x)`` of :func:`lbag.infer.deblur_tensor`."""
+        return lambda _model, x: self(x)
 
 
 def _float_output(out: DeblurOutput) -> DeblurOutput:
@@ -86,13 +99,13 @@ def prepare(model: MIMOUNet, device: torch.device | str = "cpu", path: str = "au
         path = auto_path(device)
     if path not in PATHS:
         raise ValueError(f"unknown inference path {path!r}; choose one of {PATHS} or 'auto'")
-    if path == "bf16":
-        ok = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
-        if not ok:
-            raise ValueError(f"the bf16 path needs native bfloat16 support, which {device} lacks")
+    if path == "bf16" and not bf16_supported(device):
+        raise ValueError(f"the bf16 path needs native bfloat16 support, which {device} lacks")
     model = model.eval().to(device)
 
     if path == "eager":
+        model = model.to(memory_format=torch.contiguous_format)
+
         def forward(x: torch.Tensor) -> DeblurOutput:
             with torch.no_grad():
                 return model(x.to(device))

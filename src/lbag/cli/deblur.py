@@ -26,6 +26,11 @@ def register(sub) -> None:
                    "(default: the measured default of lbag.infer)")
     p.add_argument("--split", default="test", help="split to deblur when INPUT is a dataset root (default: test)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--path", default="auto", metavar="PATH",
+                   help="auto, eager, channels_last, bf16 or compile (default auto: bf16 where the hardware "
+                        "computes bfloat16 natively, else channels_last float32; eager is the plain float32 "
+                        "reference; compile adds torch.compile, worth it only for long jobs); see README "
+                        "'Fast inference'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -33,6 +38,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from ..accel import prepare
     from ..infer import (
         DEFAULT_OVERLAP,
         collect_inputs,
@@ -63,8 +69,15 @@ def run(args) -> int:
         model = load_for_inference(args.weights, device=device)
     except (CheckpointError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
+    try:
+        runner = prepare(model, device, args.path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(f"lbag deblur: inference path {runner.description}"
+          + (" (chosen automatically; --path eager for the float32 reference)" if args.path == "auto" else ""))
     written, bad = deblur_files(jobs, args.output, model, tile=args.tile, overlap=overlap,
                                 save_mask=args.save_mask, compare=args.compare, device=device,
+                                forward=runner.as_forward(),
                                 progress=not args.quiet, report=lambda m: print(f"lbag deblur: {m}"))
     print(f"lbag deblur: wrote {len(written)} image(s) to {args.output}"
           + (f"; {len(bad) + len(problems)} problem(s) reported above" if bad or problems else ""))

@@ -20,6 +20,8 @@ def register(sub) -> None:
                    help="scene size in pixels (default: 448 336)")
     p.add_argument("--seed", type=int, default=2026, help="scene seed (default: 2026)")
     p.add_argument("--weights", default=None, help="weights file (default: the bundled model)")
+    p.add_argument("--path", default="auto", metavar="PATH",
+                   help="inference path: auto (default), eager, channels_last, bf16, compile (see lbag deblur)")
     p.set_defaults(func=run)
 
 
@@ -31,6 +33,7 @@ def run(args) -> int:
 
     from ..data.layout import to_float, write_image, write_mask
     from ..data.synth import SynthConfig, render_sample
+    from ..accel import prepare
     from ..infer import deblur_tensor, load_for_inference
     from ..metrics import compute_metrics, psnr_weighted
     from ..models import CheckpointError
@@ -47,10 +50,11 @@ def run(args) -> int:
 
     try:
         model = load_for_inference(args.weights)
-    except (CheckpointError, FileNotFoundError) as exc:
+        runner = prepare(model, "cpu", args.path)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     t0 = time.perf_counter()
-    res = deblur_tensor(model, torch.from_numpy(blur).permute(2, 0, 1), tile=0)
+    res = deblur_tensor(model, torch.from_numpy(blur).permute(2, 0, 1), tile=0, forward=runner.as_forward())
     t_deblur = time.perf_counter() - t0
     deblurred = res.image.permute(1, 2, 0).numpy()
     pred_mask = res.mask[0].numpy() if res.mask is not None else None
@@ -82,7 +86,7 @@ def run(args) -> int:
     weights = args.weights or "bundled lbag_small_synth"
     print(f"lbag demo: synthetic {w}x{h} scene (seed {args.seed}), {100 * mask.mean():.1f}% of the pixels "
           f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px; rendered in {t_render:.1f} s")
-    print(f"deblurred with {weights} in {t_deblur:.2f} s on the CPU")
+    print(f"deblurred with {weights} in {t_deblur:.2f} s, inference path {runner.description}")
     print()
     print(f"| {'image':<14} | {'PSNR':>6} | {'SSIM':>6} | {'PSNR_w':>6} | {'SSIM_w':>6} | {'PSNR static':>11} "
           f"| {'static vs input':>15} |")
