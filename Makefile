@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test install bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ demo: install
 test: install
 	$(PY) -m pytest -n 2 tests
 
-bench: install
+# ONNX Runtime is one of the compared inference paths; the benchmarks report it skipped without it.
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) install -q -c constraints.txt -e ".[test,onnx]"
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run_all.py
 
 clean:

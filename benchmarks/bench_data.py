@@ -11,7 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from common import markdown_table, timeit, write_result
 
@@ -61,8 +60,8 @@ def main() -> None:
              f"{gen_s:.1f} s/image"]]
     body = (f"256x256 BAPC patches (p=0.5, h-flip) from {args.images} synthetic 2152x1436 pairs, one process "
             f"(a DataLoader worker's view), torch 1 thread, OpenCV 2 threads; median of {args.runs} runs "
-            f"after 1 warm-up ({args.patches} cached / {n_png} PNG patches per run). The machine is shared "
-            "with other jobs: the ratio is the robust figure. Generator: the same run's rendering time per "
+            f"after 1 warm-up ({args.patches} cached / {n_png} PNG patches per run). The ratio, measured "
+            "in the same run, is the robust figure. Generator: the same run's rendering time per "
             "pair, single process (`--workers N` parallelises over scenes).\n\n"
             + markdown_table(["path", "throughput", "ratio / note"], rows))
     write_result("data", "Data pipeline: cached vs PNG patches, generator speed", body)

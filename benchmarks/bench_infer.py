@@ -136,7 +136,7 @@ def main() -> None:
                     f"{ok[0] if ok else 'none'} px; lbag.infer.DEFAULT_OVERLAP = {DEFAULT_OVERLAP} px.")
 
     body = (f"float32 eager, {args.threads} threads, `torch.inference_mode`; each memory/time figure from a "
-            "fresh process, one run each (the shared machine makes repeated medians slow; treat seconds as "
+            "fresh process, one run each (repeated full-resolution runs would be slow; treat seconds as "
             "indicative).\n\n" + "\n\n".join(sections))
     write_result("infer", "Full-resolution tiled inference (CPU)", body)
 

@@ -9,7 +9,7 @@ run only ``--exact-runs`` times because it takes ~20 s per image). PSNR_a agreem
 Realistic pairs: a natural image from ``skimage.data`` resized to the test resolution plus coarse
 texture is the ground truth; the "prediction" is it warped by a small random homography (sub-pixel to
 ~1 px shift, <0.05 degree rotation, slight perspective), with a locally blurred region and noise,
-both quantised to 8 bit. The machine is shared with other jobs: ratios matter more than absolute times.
+both quantised to 8 bit. Ratios come from the same run, so they are the robust figures.
 
 Usage: python benchmarks/bench_metrics.py [--runs 5] [--exact-runs 1] [--full-pairs 3] [--pairs 4]
 """
@@ -17,10 +17,7 @@ Usage: python benchmarks/bench_metrics.py [--runs 5] [--exact-runs 1] [--full-pa
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,6 +25,7 @@ import torch
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from common import timeit, write_result
 from lbag.metrics import compute_metrics, psnr, psnr_aligned, psnr_weighted, ssim, ssim_weighted
 
 FULL = (1436, 2152)
@@ -56,14 +54,10 @@ def realistic_pair(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray, n
 
 
 def timed(fn, runs: int, warmup: int = 1) -> tuple[float, object]:
-    for _ in range(warmup):
-        fn()
-    times, out = [], None
-    for _ in range(runs):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+    """Median seconds of ``fn`` (common.timeit) and its last result."""
+    results: list = []
+    t = timeit(lambda: results.append(fn()), warmup=warmup, runs=runs)
+    return t["median"], results[-1]
 
 
 def main() -> None:
@@ -100,13 +94,9 @@ def main() -> None:
     t_f, _ = timed(lambda: compute_metrics(tp, tg, tm, aligned=False), args.runs)
     rows.append(("PSNR+SSIM+PSNR_w+SSIM_w (compute_metrics, aligned=False)", t_f, "-", None, None, ""))
     t_f, v_f = timed(lambda: psnr_aligned(tp, tg), args.runs)
-    exact_times, v_ex = [], None
-    for _ in range(max(1, args.exact_runs)):
-        t = time.perf_counter()
-        v_ex = psnr_aligned(tp, tg, exact=True)
-        exact_times.append(time.perf_counter() - t)
-    rows.append(("PSNR_a", t_f, "exact full-resolution ECC", statistics.median(exact_times),
-                 abs(float(v_f) - float(v_ex)), "dB"))
+    exact_runs = max(1, args.exact_runs)
+    t_ex, v_ex = timed(lambda: psnr_aligned(tp, tg, exact=True), exact_runs, warmup=0)
+    rows.append(("PSNR_a", t_f, "exact full-resolution ECC", t_ex, abs(float(v_f) - float(v_ex)), "dB"))
 
     full_diffs = [abs(float(v_f) - float(v_ex))]
     for seed in range(1, max(1, args.full_pairs)):
@@ -122,8 +112,8 @@ def main() -> None:
         diffs.append(abs(float(psnr_aligned(a, b)) - float(psnr_aligned(a, b, exact=True))))
 
     lines = [f"Metrics at {w}x{h}, one image (float32 in, quantised to 8 bit by both sides), median of {args.runs} runs after a warm-up (exact ECC: "
-             f"{len(exact_times)} run(s)); torch threads {torch.get_num_threads()}, OpenCV threads "
-             f"{cv2.getNumThreads()}, {os.cpu_count()} cores shared with other jobs.", "",
+             f"{exact_runs} run(s), no warm-up); torch threads {torch.get_num_threads()}, OpenCV threads "
+             f"{cv2.getNumThreads()}.", "",
              "| metric | lbag (s) | reference | reference (s) | speed-up | abs. difference |",
              "|---|---:|---|---:|---:|---:|"]
     for name, tf, ref, tr, diff, unit in rows:
@@ -134,13 +124,7 @@ def main() -> None:
               f"{max(full_diffs):.2e} dB, mean {statistics.mean(full_diffs):.2e} dB."]
     lines += ["", f"PSNR_a fast vs exact on {len(diffs)} more realistic pairs at {w // 2}x{h // 2}: max |diff| "
               f"{max(diffs):.2e} dB, mean {statistics.mean(diffs):.2e} dB." if diffs else ""]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(__file__).parent / "results" / "bench_metrics.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, out)
+    write_result("bench_metrics", "Metrics: speed and agreement", "\n".join(lines))
 
 
 if __name__ == "__main__":

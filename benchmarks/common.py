@@ -81,8 +81,19 @@ def model_flops(model, shape: tuple[int, ...]) -> int:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB). Run each measured case in a fresh process
-    (see :func:`run_isolated`) for a per-case figure."""
+    """Peak resident memory of this process so far (MB). Run each measured case in a fresh process for a
+    per-case figure.
+
+    On Linux this is VmHWM of /proc/self/status, the high-water mark of this process's own address
+    space. ``ru_maxrss`` is only the fallback: Linux carries it over from the parent through fork and
+    exec, so a child started by a large benchmark process would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

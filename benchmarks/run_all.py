@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 # (name, script, arguments); the name is also the results file the script writes.
 BENCHMARKS = [
     ("model", "bench_model.py", []),
-    ("infer_paths", "bench_infer_paths.py", ["--full"]),
+    ("infer_paths", "bench_infer_paths.py", ["--full", "--compile"]),
     ("infer", "bench_infer.py", []),
     ("train", "bench_train.py", []),
     ("data", "bench_data.py", []),

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 

@@ -44,3 +44,23 @@ def test_auto_and_errors(model_and_input):
     if not cpu_has_bf16():
         with pytest.raises(ValueError, match="bf16"):
             prepare(model, "cpu", "bf16")
+
+
+def test_eager_after_channels_last_is_the_reference_again(model_and_input):
+    model, x = model_and_input
+    ref = prepare(model, "cpu", "eager")(x).images[-1]
+    prepare(model, "cpu", "channels_last")
+    runner = prepare(model, "cpu", "eager")
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert torch.equal(runner(x).images[-1], ref)
+    assert runner.description == "eager on cpu"
+
+
+def test_as_forward_plugs_into_tiled_inference(model_and_input):
+    from lbag.infer import deblur_tensor
+
+    model, x = model_and_input
+    runner = prepare(model, "cpu", "channels_last")
+    tiled = deblur_tensor(model, x, tile=24, overlap=8, forward=runner.as_forward())
+    plain = deblur_tensor(model, x, tile=24, overlap=8)
+    assert tiled.tiles > 1 and (tiled.image - plain.image).abs().max() < 1e-4

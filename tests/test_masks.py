@@ -1,6 +1,5 @@
 """LBFMG masks (MOG2 background subtraction) on a tiny generated scene."""
 
-from collections import defaultdict
 
 import numpy as np
 import pytest
