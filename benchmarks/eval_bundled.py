@@ -6,6 +6,9 @@ were never seen in training) and reports PSNR, SSIM, PSNR_w, SSIM_w (the paper's
 quantised), the PSNR on the static (unblurred) pixels against the sharp image, and the PSNR between
 output and input on those static pixels (how much the model touched what it should leave alone).
 
+The model runs through the float32 reference path (``eager``) and through the default path of this
+machine (``lbag.accel.auto_path``, e.g. bf16), so the table also shows what the default path changes.
+
 Usage: python benchmarks/eval_bundled.py [--data /tmp/lbag_synth] [--weights FILE]
 """
 
@@ -32,6 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     from pathlib import Path
 
+    from lbag.accel import auto_path, prepare
     from lbag.data import ValDataset
     from lbag.infer import deblur_tensor, load_for_inference
     from lbag.metrics import compute_metrics, psnr_weighted
@@ -43,14 +47,21 @@ def main() -> None:
         generate(root, **SYNTH)
     ds = ValDataset(root, split="test", max_images=args.max_images)
     model = load_for_inference(args.weights)
+    paths = ["eager"] + ([auto_path("cpu")] if auto_path("cpu") != "eager" else [])
+    runners = {name: prepare(load_for_inference(args.weights), "cpu", name) for name in paths}
     keys = ("psnr", "ssim", "psnr_w", "ssim_w", "psnr_static", "static_vs_input")
-    acc = {"blurred input": {k: [] for k in keys}, "deblurred": {k: [] for k in keys}}
+    names = ["blurred input"] + [f"deblurred ({name})" for name in paths]
+    acc = {name: {k: [] for k in keys} for name in names}
+    agreement = []  # PSNR of the default path's output against the eager output, per image
     t0 = time.perf_counter()
     for i in range(len(ds)):
         item = ds[i]
         blur, sharp, mask = item["blur"][None], item["sharp"][None], item["mask"][None]
-        out = deblur_tensor(model, blur, tile=0).image
-        for name, img in (("blurred input", blur), ("deblurred", out)):
+        outs = {name: deblur_tensor(model, blur, tile=0, forward=r.as_forward()).image for name, r in runners.items()}
+        if len(outs) > 1:
+            mse = float(((outs[paths[1]] - outs["eager"]) ** 2).mean())
+            agreement.append(10 * math.log10(1 / mse) if mse > 0 else float("inf"))
+        for name, img in [("blurred input", blur)] + [(f"deblurred ({n})", o) for n, o in outs.items()]:
             m = compute_metrics(img, sharp, mask, aligned=False)
             vals = {k: float(m[k][0]) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
             vals["psnr_static"] = float(psnr_weighted(img, sharp, 1 - mask)[0])
@@ -65,7 +76,7 @@ def main() -> None:
 
     rows = [[name] + [f"{mean(acc[name][k]):.4f}" if "ssim" in k else f"{mean(acc[name][k]):.2f}" for k in keys]
             for name in acc]
-    gain = {k: mean(acc["deblurred"][k]) - mean(acc["blurred input"][k]) for k in keys[:4]}
+    gain = {k: mean(acc["deblurred (eager)"][k]) - mean(acc["blurred input"][k]) for k in keys[:4]}
     h, w = ds[0]["blur"].shape[-2:]
     body = (f"{len(ds)} held-out synthetic test images ({w}x{h}, scenes never seen in training; generator "
             f"settings {SYNTH}), untiled CPU inference ({dt:.0f} s in total). dB figures are 8-bit quantised "
@@ -73,8 +84,11 @@ def main() -> None:
             "sharp image over pixels no object touched (bounded by the independent sensor noise of the two "
             "exposures); 'static_vs_input' = PSNR between output and input over those pixels (inf for the "
             "input itself).\n\n" + markdown_table(["image"] + list(keys), rows)
-            + "\n\nGain of the deblurred output over the blurred input: "
+            + "\n\nGain of the deblurred output (eager) over the blurred input: "
             + ", ".join(f"{k} {v:+.4f}" if "ssim" in k else f"{k} {v:+.2f} dB" for k, v in gain.items()) + ".")
+    if agreement:
+        body += (f"\n\n`{paths[1]}` (this machine's default path) vs `eager` output: PSNR min "
+                 f"{min(agreement):.1f} dB, median {float(np.median(agreement)):.1f} dB over {len(agreement)} images.")
     write_result("bundled_model", "Bundled model (lbag_small_synth) on held-out synthetic test images", body)
 
 

@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("bench_metrics", "bench_metrics.py", []),
     ("capture", "bench_capture.py", []),
     ("lbfmg", "tune_lbfmg.py", []),
+    ("bundled_model", "eval_bundled.py", []),
 ]
 
 
