@@ -1,16 +1,21 @@
 """Checkpoint I/O: our safetensors format, the published containers, LBAG+ init, clear errors."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from lbag.models import (CheckpointError, MIMOUNetConfig, init_from_mimo_unet_plus, lbag, lbag_small,
-                         load_model, load_state_dict, mimo_unet_plus, save_model)
+from lbag.models import (
+    CheckpointError,
+    MIMOUNetConfig,
+    init_from_mimo_unet_plus,
+    lbag,
+    lbag_small,
+    load_model,
+    load_state_dict,
+    mimo_unet_plus,
+    save_model,
+)
 from lbag.models.checkpoints import HEAD_PREFIXES
-
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "official_state_dict_shapes.json"
 
 
 def small_lbag():
@@ -60,11 +65,9 @@ def test_published_containers(tmp_path, container):
     assert same_output(model, loaded)
 
 
-def test_official_shapes_load_strict(tmp_path):
+def test_official_shapes_load_strict(tmp_path, official_shapes):
     """A file with exactly the published keys and shapes builds LBAG and loads with strict=True."""
-    if not SPEC.is_file():
-        pytest.skip("spec JSON not present")
-    shapes = json.loads(SPEC.read_text())["lbag_num_res20"]
+    shapes = official_shapes["lbag_num_res20"]
     torch.manual_seed(0)
     sd = {k: torch.randn(v) * 0.01 for k, v in shapes.items()}
     path = tmp_path / "LBAG.pth"

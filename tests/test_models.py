@@ -1,22 +1,11 @@
 """MIMO-UNet / MIMO-UNet+ / LBAG: shapes, gates, gradients, parameter counts, key parity."""
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
-from lbag.models import (DeblurOutput, MIMOUNet, MIMOUNetConfig, build_model, lbag, lbag_small, mimo_unet,
-                         mimo_unet_plus)
-
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "official_state_dict_shapes.json"
-
-
-def official_shapes():
-    if not SPEC.is_file():
-        pytest.skip(f"{SPEC} not present")
-    return json.loads(SPEC.read_text())
+from lbag.models import DeblurOutput, MIMOUNet, MIMOUNetConfig, build_model, lbag, lbag_small, mimo_unet, mimo_unet_plus
 
 
 def tiny(**kw):
@@ -86,15 +75,15 @@ def test_published_parameter_counts(factory, count):
 
 @pytest.mark.parametrize("factory,key", [(lbag, "lbag_num_res20"), (mimo_unet_plus, "mimo_unet_plus"),
                                          (mimo_unet, "mimo_unet")])
-def test_state_dict_parity_with_published(factory, key):
-    ref = official_shapes()[key]
+def test_state_dict_parity_with_published(factory, key, official_shapes):
+    ref = official_shapes[key]
     ours = {k: list(v.shape) for k, v in factory().state_dict().items()}
     assert sorted(ours) == sorted(ref)
     assert {k: v for k, v in ours.items() if v != ref[k]} == {}
 
 
-def test_small_preset_keys_follow_published_names():
-    ref = official_shapes()["lbag_num_res20"]
+def test_small_preset_keys_follow_published_names(official_shapes):
+    ref = official_shapes["lbag_num_res20"]
     ours = lbag_small().state_dict()
     assert set(ours) <= set(ref)
     # Non-block tensors differ only by width: same rank, same kernel sizes.
