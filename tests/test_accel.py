@@ -64,3 +64,15 @@ def test_as_forward_plugs_into_tiled_inference(model_and_input):
     tiled = deblur_tensor(model, x, tile=24, overlap=8, forward=runner.as_forward())
     plain = deblur_tensor(model, x, tile=24, overlap=8)
     assert tiled.tiles > 1 and (tiled.image - plain.image).abs().max() < 1e-4
+
+
+def test_resolve_device():
+    from lbag.accel import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is usable"):
+            resolve_device("cuda:0")

@@ -103,6 +103,8 @@ def test_user_errors(tmp_path, weights, capsys):
     assert "bad.safetensors" in capsys.readouterr().err
     assert run(tmp_path / "nothing_here", "-o", tmp_path / "o", "--weights", weights) == 2
     assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "16", "--overlap", "16") == 2
+    assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--device", "tpu") == 2
+    assert "--device: " in capsys.readouterr().err
 
 
 def test_tiled_equals_untiled_output_files(tmp_path, weights):

@@ -29,7 +29,7 @@ import torch
 
 from .models import DeblurOutput, MIMOUNet
 
-__all__ = ["PATHS", "InferencePath", "prepare", "auto_path", "cpu_has_bf16", "bf16_supported"]
+__all__ = ["PATHS", "InferencePath", "prepare", "auto_path", "cpu_has_bf16", "bf16_supported", "resolve_device"]
 
 PATHS = ("eager", "channels_last", "bf16", "compile")
 
@@ -42,6 +42,30 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+
+    Raises:
+        ValueError: an unknown device string, or a CUDA device this machine / torch build lacks.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested, but no CUDA device is usable here "
+                             f"(torch {torch.__version__}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested, but only {torch.cuda.device_count()} CUDA "
+                             "device(s) exist")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def bf16_supported(device: torch.device | str) -> bool:

@@ -36,9 +36,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from ..accel import prepare
+    from ..accel import prepare, resolve_device
     from ..infer import (
         DEFAULT_OVERLAP,
         collect_inputs,
@@ -54,9 +52,10 @@ def run(args) -> int:
         raise UserError(f"--overlap must be >= 0, got {overlap}")
     if args.tile and overlap >= args.tile:
         raise UserError(f"--overlap ({overlap}) must be smaller than --tile ({args.tile})")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UserError(f"--device: {exc}") from None
     try:
         jobs, problems = collect_inputs(args.inputs, split=args.split)
     except ValueError as exc:
