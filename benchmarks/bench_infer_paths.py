@@ -3,7 +3,7 @@
 Part 1, 256x256 patches: every path of ``lbag.accel`` (and ONNX Runtime when installed) is timed in
 interleaved rounds (each round runs every path once, so machine noise hits all paths alike); median
 over rounds after a warm-up; ratio = eager median / path median; max abs difference and PSNR of the
-output against the eager output.
+output against the eager output; peak memory of each path from a separate process (below).
 
 Part 2, full resolution 2152x1436, tiled (``lbag.infer.deblur_tensor``): each (preset, path) runs in a
 fresh process so its peak resident memory (VmHWM) is its own; the outputs are compared with the
@@ -107,7 +107,8 @@ def part1(preset: str, paths: list[str], rounds: int, size: int, rates: dict[str
     return rows
 
 
-def full_child(preset: str, path: str, tile: int, out_file: str) -> None:
+def child(preset: str, path: str, tile: int, h: int, w: int, out_file: str) -> None:
+    """One (preset, path) in a fresh process: warm-up, one timed pass, output saved, peak RSS printed."""
     import torch
 
     from lbag.accel import prepare
@@ -116,35 +117,42 @@ def full_child(preset: str, path: str, tile: int, out_file: str) -> None:
 
     torch.manual_seed(0)
     model = build_model(preset)
-    x = torch.rand(1, 3, *FULL, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
     runner = prepare(model, "cpu", path)
-    # Warm-up on one tile (compilation, allocator), then one timed full-resolution pass: a full LBAG
-    # image costs minutes on 2 CPU cores, so several full runs per path would take too long.
-    deblur_tensor(model, x[..., :tile, :tile], tile=tile, forward=lambda m, t: runner(t))
+    # Warm-up on one tile (compilation, allocator), then one timed pass: a full LBAG image costs minutes
+    # on 2 CPU cores, so several full runs per path would take too long.
+    side = tile or max(h, w)
+    deblur_tensor(model, x[..., :side, :side], tile=tile, forward=runner.as_forward())
     t0 = time.perf_counter()
-    res = deblur_tensor(model, x, tile=tile, forward=lambda m, t: runner(t))
+    res = deblur_tensor(model, x, tile=tile, forward=runner.as_forward())
     dt = time.perf_counter() - t0
     np.save(out_file, res.image.numpy())
     print(json.dumps({"seconds": dt, "peak_rss_mb": peak_rss_mb(), "tiles": res.tiles}))
 
 
-def part2(preset: str, paths: list[str], tile: int) -> list[list[str]]:
+def isolated(preset: str, paths: list[str], tile: int, shape: tuple[int, int]) -> dict[str, dict]:
+    """Run :func:`child` for every path; returns {path: {seconds, peak_rss_mb, tiles, out}}."""
     tmp = Path(tempfile.mkdtemp())
-    results, rows = {}, []
+    results = {}
     for name in paths:
         out_file = tmp / f"{preset}_{name}.npy"
-        proc = subprocess.run([sys.executable, __file__, "--child", preset, name, str(tile), str(out_file)],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, "--child", preset, name, str(tile), str(shape[0]),
+                               str(shape[1]), str(out_file)], capture_output=True, text=True)
         if proc.returncode:
             print(proc.stderr[-2000:], file=sys.stderr)
             continue
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-    ref = np.load(tmp / f"{preset}_eager.npy")
+        results[name]["out"] = np.load(out_file)
+    return results
+
+
+def part2(preset: str, paths: list[str], tile: int) -> list[list[str]]:
+    results = isolated(preset, paths, tile, FULL)
+    ref, rows = results["eager"], []
     for name, r in results.items():
-        out = np.load(tmp / f"{preset}_{name}.npy")
-        rows.append([preset, name, f"{r['seconds']:.1f}", f"{results['eager']['seconds'] / r['seconds']:.2f}x",
-                     f"{r['peak_rss_mb']:.0f}", str(r["tiles"]), f"{np.abs(out - ref).max():.1e}",
-                     f"{psnr(out, ref):.1f}"])
+        rows.append([preset, name, f"{r['seconds']:.1f}", f"{ref['seconds'] / r['seconds']:.2f}x",
+                     f"{r['peak_rss_mb']:.0f}", str(r["tiles"]), f"{np.abs(r['out'] - ref['out']).max():.1e}",
+                     f"{psnr(r['out'], ref['out']):.1f}"])
     return rows
 
 
@@ -194,10 +202,11 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also run part 2 (full resolution, tiled)")
     ap.add_argument("--full-presets", default="lbag_small,lbag")
     ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        full_child(args.child[0], args.child[1], int(args.child[2]), args.child[3])
+        preset, path, tile, h, w, out_file = args.child
+        child(preset, path, int(tile), int(h), int(w), out_file)
         return
 
     from lbag.accel import cpu_has_bf16
@@ -208,15 +217,19 @@ def main() -> None:
     rates["bfloat16"] = matmul_rate("bfloat16") if cpu_has_bf16() else float("nan")
     rows = []
     for preset in args.presets.split(","):
-        rows += part1(preset, paths, args.rounds, args.size, rates)
+        # Peak memory per path needs a process per path; ONNX Runtime is left out there.
+        memory = isolated(preset, [p for p in paths if p != "onnx"], 0, (args.size, args.size))
+        rows += [row + [f"{memory[row[1]]['peak_rss_mb']:.0f}" if row[1] in memory else "-"]
+                 for row in part1(preset, paths, args.rounds, args.size, rates)]
     body = (f"### {args.size}x{args.size}, batch 1\n\nInterleaved rounds, median of {args.rounds} after a "
             "warm-up; ratio and differences against `eager` (float32 NCHW, no_grad) in the same run. GFLOP/s: "
             "the model's FLOPs (torch FlopCounterMode) over the median time; % of matmul: against this "
             f"machine's measured 2048^3 matrix-product rate, {rates['float32'] / 1e9:.0f} GFLOP/s float32 and "
             f"{rates['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16 (a practical ceiling, not the hardware peak: "
-            "oneDNN's convolutions can run slightly faster than torch's matrix product, hence values over 100%)."
+            "oneDNN's convolutions can run slightly faster than torch's matrix product, hence values over 100%). "
+            "Peak RSS: a separate process per path (warm-up + one forward), the whole process."
             "\n\n" + markdown_table(["preset", "path", "median ms", "speed-up", "max abs diff", "PSNR vs eager dB",
-                                     "GFLOP/s", "% of matmul"], rows))
+                                     "GFLOP/s", "% of matmul", "peak RSS MB"], rows))
     if args.full:
         full_paths = [p for p in paths if p not in ("onnx", "compile")]
         rows2 = []
