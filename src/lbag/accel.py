@@ -15,8 +15,8 @@ faster on a given device:
 ``auto`` picks the fastest path that stays within the accuracy targets for the device (float32 paths:
 max abs difference to ``eager`` below 1e-3; reduced precision: PSNR against ``eager`` above 50 dB), from
 the measurements of ``benchmarks/bench_infer_paths.py`` (``benchmarks/RESULTS.md``). On a 2-core AMD EPYC
-with AVX512-BF16, 256x256: ``bf16`` 2.2x (LBAG) / 3.6x (lbag_small) faster than ``eager`` at 67 / 76 dB;
-``channels_last`` 1.13x / 1.8x at ~1e-7. ``compile`` is never automatic: its minute-long compilation
+with AVX512-BF16, 256x256: ``bf16`` 2.2x (LBAG) / 3.8x (lbag_small) faster than ``eager`` at 67 / 76 dB;
+``channels_last`` 1.1x / 2.0x at ~1e-7. ``compile`` is never automatic: its minute-long compilation
 per input shape outweighs its gain for a command-line run.
 """
 
