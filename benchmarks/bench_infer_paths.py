@@ -83,8 +83,7 @@ def part1(preset: str, paths: list[str], rounds: int, size: int, rates: dict[str
             except Exception as exc:  # optional dependency or exporter problem: report, carry on
                 print(f"onnx skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
-        p = prepare(model, "cpu", name)
-        runners[name] = (lambda p: lambda t: p(t).images[-1])(p)
+        runners[name] = lambda t, runner=prepare(model, "cpu", name): runner(t).images[-1]
     outputs = {name: fn(x).float() for name, fn in runners.items()}  # warm-up (and compilation)
     times = {name: [] for name in runners}
     for _ in range(rounds):
