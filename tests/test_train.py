@@ -116,6 +116,15 @@ def test_resume_without_checkpoint(data_root, tmp_path):
         train(_cfg(data_root, tmp_path / "empty"), resume=True)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_cuda_is_a_config_error_before_anything_is_written(data_root, tmp_path):
+    from lbag.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.device: .*no CUDA device"):
+        train(_cfg(data_root, tmp_path / "run", train__device="cuda"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_checkpoint_write_is_atomic(data_root, tmp_path, monkeypatch):
     out = tmp_path / "run"
     train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)

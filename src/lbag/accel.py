@@ -59,7 +59,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested, but no CUDA device is usable here "
-                             f"(torch {torch.__version__}); use --device cpu")
+                             f"(torch {torch.__version__})")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r} requested, but only {torch.cuda.device_count()} CUDA "
                              "device(s) exist")

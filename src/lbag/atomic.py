@@ -1,8 +1,9 @@
 """Atomic file output: the one place where lbag writes a file so that a crash or Ctrl-C never leaves a
 half-written checkpoint, image or report behind.
 
-The data goes to a temporary file in the destination folder, which is renamed over the destination
-only once it is complete (``os.replace`` is atomic on POSIX and Windows within one file system).
+The data goes to a temporary file in the destination folder, which is flushed to disk (fsync) and then
+renamed over the destination (``os.replace`` is atomic on POSIX and Windows within one file system), so
+the rename never exposes a file whose data is still in flight.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -43,8 +43,9 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .accel import resolve_device
 from .atomic import atomic_path, write_text
-from .config import TrainConfig, config_to_dict
+from .config import ConfigError, TrainConfig, config_to_dict
 from .models import MIMOUNet, build_model, init_from_mimo_unet_plus, save_model
 from .models.checkpoints import load_state_dict, load_weights_into
 
@@ -108,11 +109,12 @@ def _setup_distributed(device: torch.device) -> _Dist:
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but CUDA is not available")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    """``train.device`` through :func:`lbag.accel.resolve_device`; under torchrun each rank takes the GPU
+    of its LOCAL_RANK. Raises ValueError when CUDA is asked for but missing."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 # --- data order -----------------------------------------------------------------------------------
@@ -202,10 +204,8 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Checkpoint | None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())  # the rename must never expose a file whose data is still in flight
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -347,7 +347,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
     from .losses import MultiScaleLoss
 
     tc, oc = cfg.train, cfg.optim
-    device = _resolve_device(tc.device)
+    try:
+        device = _resolve_device(tc.device)
+    except ValueError as exc:
+        raise ConfigError(f"train.device: {exc}") from None
     dd = _setup_distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

@@ -35,7 +35,7 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     try:
         result = train(cfg, resume=args.resume)
-    except (FileNotFoundError, CheckpointError) as exc:
+    except (FileNotFoundError, CheckpointError, ConfigError) as exc:
         raise UserError(str(exc)) from None
     except TrainingDiverged as exc:
         print(f"lbag train: stopped: {exc}")
