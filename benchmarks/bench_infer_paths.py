@@ -121,9 +121,9 @@ def child(preset: str, path: str, tile: int, h: int, w: int, out_file: str) -> N
     # Warm-up on one tile (compilation, allocator), then one timed pass: a full LBAG image costs minutes
     # on 2 CPU cores, so several full runs per path would take too long.
     side = tile or max(h, w)
-    deblur_tensor(model, x[..., :side, :side], tile=tile, forward=runner.as_forward())
+    deblur_tensor(model, x[..., :side, :side], tile=tile, forward=runner)
     t0 = time.perf_counter()
-    res = deblur_tensor(model, x, tile=tile, forward=runner.as_forward())
+    res = deblur_tensor(model, x, tile=tile, forward=runner)
     dt = time.perf_counter() - t0
     np.save(out_file, res.image.numpy())
     print(json.dumps({"seconds": dt, "peak_rss_mb": peak_rss_mb(), "tiles": res.tiles}))

@@ -57,7 +57,7 @@ def main() -> None:
     for i in range(len(ds)):
         item = ds[i]
         blur, sharp, mask = item["blur"][None], item["sharp"][None], item["mask"][None]
-        outs = {name: deblur_tensor(model, blur, tile=0, forward=r.as_forward()).image for name, r in runners.items()}
+        outs = {name: deblur_tensor(model, blur, tile=0, forward=r).image for name, r in runners.items()}
         if len(outs) > 1:
             mse = float(((outs[paths[1]] - outs["eager"]) ** 2).mean())
             agreement.append(10 * math.log10(1 / mse) if mse > 0 else float("inf"))

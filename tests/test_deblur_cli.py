@@ -105,6 +105,9 @@ def test_user_errors(tmp_path, weights, capsys):
     assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "16", "--overlap", "16") == 2
     assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--device", "tpu") == 2
     assert "--device: " in capsys.readouterr().err
+    # Valid as typed, but after rounding to multiples of 4 the overlap (16) no longer fits the tile (16).
+    assert run(tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "18", "--overlap", "13") == 2
+    assert "must be smaller than the tile (16)" in capsys.readouterr().err
 
 
 def test_tiled_equals_untiled_output_files(tmp_path, weights):

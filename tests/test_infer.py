@@ -15,7 +15,6 @@ from lbag.infer import (
     bytes_per_pixel,
     collect_inputs,
     deblur_tensor,
-    default_forward,
     tile_starts,
 )
 from lbag.models import DeblurOutput, lbag_small, mimo_unet
@@ -89,9 +88,9 @@ def test_three_dim_input_and_ungated_model():
 def test_custom_forward_is_used(model):
     calls = []
 
-    def fwd(m, x):
+    def fwd(x):
         calls.append(tuple(x.shape))
-        return default_forward(m, x)
+        return model(x)
 
     deblur_tensor(model, torch.rand(1, 3, 64, 64), tile=32, overlap=8, forward=fwd)
     assert len(calls) > 1 and all(c[-2:] == (32, 32) for c in calls)
@@ -99,7 +98,7 @@ def test_custom_forward_is_used(model):
 
 def test_forward_returning_constant_is_blended_exactly(model):
     # Every tile outputs 0.5 everywhere -> the blended image must be exactly 0.5 (weights normalise).
-    def fwd(m, x):
+    def fwd(x):
         b, _, h, w = x.shape
         return DeblurOutput([x] * 2 + [torch.full((b, 3, h, w), 0.5)], [None, None, torch.full((b, 1, h, w), 0.3)])
 

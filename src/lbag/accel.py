@@ -96,14 +96,9 @@ class InferencePath:
     def description(self) -> str:
         return f"{self.name} on {self.device}"
 
-    def as_forward(self) -> Callable[[torch.nn.Module, torch.Tensor], DeblurOutput]:
-        """This path as the per-tile ``forward(model, x)`` of :func:`lbag.infer.deblur_tensor`."""
-        return lambda _model, x: self(x)
-
 
 def _float_output(out: DeblurOutput) -> DeblurOutput:
-    return DeblurOutput([i.float().contiguous() for i in out.images],
-                        [None if m is None else m.float().contiguous() for m in out.masks])
+    return DeblurOutput([i.float() for i in out.images], [None if m is None else m.float() for m in out.masks])
 
 
 def prepare(model: MIMOUNet, device: torch.device | str = "cpu", path: str = "auto") -> InferencePath:

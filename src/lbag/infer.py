@@ -11,8 +11,9 @@ tile sees exactly the pixel grid the whole image would; what remains is the limi
 borders, and the blending weights give those border pixels (almost) no say. The default overlap was
 chosen by ``benchmarks/bench_infer.py`` (tiled vs untiled PSNR; see README "Measured figures").
 
-The per-tile network call is one swappable callable, ``forward(model, x) -> DeblurOutput``, so an
-optimised path (channels_last, torch.compile, bf16) can replace :func:`default_forward`.
+The per-tile network call is one swappable callable, ``forward(x) -> DeblurOutput`` (default: the
+model itself), so an optimised path of :mod:`lbag.accel` (channels_last, bf16, torch.compile) plugs in
+as ``forward=prepare(model, device)``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DeblurJob",
     "DeblurResult",
-    "Forward",
     "apply_exif_orientation",
     "auto_tile_size",
     "available_memory",
@@ -43,10 +43,10 @@ __all__ = [
     "collect_inputs",
     "deblur_files",
     "deblur_tensor",
-    "default_forward",
     "load_for_inference",
     "read_input_image",
     "tile_starts",
+    "tiling",
 ]
 
 # Overlap between neighbouring tiles, in full-resolution pixels (a multiple of 4). Measured with
@@ -54,14 +54,6 @@ __all__ = [
 DEFAULT_OVERLAP = 64
 # Alignment of tile origins: the network's coarsest scale is 1/4 (nearest downsampling).
 ALIGN = 4
-
-Forward = Callable[[torch.nn.Module, torch.Tensor], DeblurOutput]
-
-
-def default_forward(model: torch.nn.Module, x: torch.Tensor) -> DeblurOutput:
-    """Plain float32 forward pass (the reference every optimised path is compared with)."""
-    return model(x)
-
 
 @dataclass(frozen=True)
 class DeblurResult:
@@ -187,9 +179,29 @@ def auto_tile_size(model: torch.nn.Module, device: torch.device, fraction: float
 
 
 # --- inference ------------------------------------------------------------------------------------
+def tiling(tile: int | None, overlap: int) -> tuple[int | None, int]:
+    """The tile side and overlap :func:`deblur_tensor` actually uses: the tile rounded down to a multiple
+    of 4 (at least 8; None = automatic, 0 = untiled stay), the overlap rounded up to one.
+
+    Raises:
+        ValueError: a negative value, or an overlap that does not fit in the tile after rounding.
+    """
+    if tile is not None and tile < 0:
+        raise ValueError(f"tile must be >= 0, got {tile}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    overlap += (-overlap) % ALIGN
+    if tile:
+        tile = max(tile - tile % ALIGN, 2 * ALIGN)
+        if overlap >= tile:
+            raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile}), both rounded to "
+                             f"multiples of {ALIGN}")
+    return tile, overlap
+
+
 @torch.inference_mode()
 def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = None,
-                  overlap: int = DEFAULT_OVERLAP, forward: Forward | None = None,
+                  overlap: int = DEFAULT_OVERLAP, forward: Callable[[torch.Tensor], DeblurOutput] | None = None,
                   device: torch.device | str | None = None, progress: Callable[[int, int], None] | None = None
                   ) -> DeblurResult:
     """Deblur images of any size at full resolution.
@@ -197,10 +209,11 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
     Args:
         model: a MIMO-UNet/LBAG network (put in eval mode here).
         x: blurred images (B, 3, H, W) or (3, H, W), float in [0, 1].
-        tile: tile side in pixels (rounded down to a multiple of 4); None = automatic from the free
-            memory; 0 = never tile (whole image in one pass).
+        tile: tile side in pixels (see :func:`tiling`); None = automatic from the free memory; 0 = never
+            tile (whole image in one pass).
         overlap: overlap between neighbouring tiles in pixels (rounded up to a multiple of 4).
-        forward: per-tile call ``forward(model, x) -> DeblurOutput`` (default: :func:`default_forward`).
+        forward: the per-tile call ``forward(x) -> DeblurOutput`` (default: ``model`` itself; pass an
+            :class:`lbag.accel.InferencePath` for a faster path).
         device: where the network runs (default: the model's device). Results come back on the CPU.
         progress: called as ``progress(done, total)`` after each tile.
 
@@ -217,17 +230,14 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
         raise ValueError(f"expected images of shape (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}")
-    if overlap < 0:
-        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    tile, overlap = tiling(tile, overlap)
     model.eval()
-    forward = forward or default_forward
+    forward = forward or model
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     b, _, h, w = x.shape
     x = x.float().cpu()
-
     if tile is None:
         tile = auto_tile_size(model, dev)
-    overlap = overlap + (-overlap) % ALIGN
     # Pad like the network does (bottom/right to a multiple of 4) so tiles share its pixel grid.
     ph, pw = (-h) % ALIGN, (-w) % ALIGN
     if ph or pw:
@@ -236,43 +246,38 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
     H, W = x.shape[-2:]
 
     if tile <= 0 or (tile >= H and tile >= W):
-        out = forward(model, x.to(dev))
+        tile, total = 0, 1
+        out = forward(x.to(dev))
         image = out.images[-1].float().cpu()
-        mask = out.masks[-1].float().cpu() if out.masks[-1] is not None else None
+        mask = None if out.masks[-1] is None else out.masks[-1].float().cpu()
         if progress:
             progress(1, 1)
-        image, mask = image[..., :h, :w].clamp(0, 1), None if mask is None else mask[..., :h, :w]
-        if squeeze:
-            image, mask = image[0], None if mask is None else mask[0]
-        return DeblurResult(image, mask, 1, 0)
-
-    tile = max(tile - tile % ALIGN, 2 * ALIGN)
-    if overlap >= tile:
-        raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
-    rows, cols = _axis_plan(H, tile, overlap), _axis_plan(W, tile, overlap)
-    acc = torch.zeros(b, 3, H, W)
-    acc_mask: torch.Tensor | None = None
-    norm = torch.zeros(1, 1, H, W)
-    total, done = len(rows) * len(cols), 0
-    for y0, wy in rows:
-        for x0, wx in cols:
-            th, tw = wy.numel(), wx.numel()
-            out = forward(model, x[..., y0:y0 + th, x0:x0 + tw].to(dev))
-            weight = (wy[:, None] * wx[None, :])[None, None]
-            acc[..., y0:y0 + th, x0:x0 + tw] += out.images[-1].float().cpu() * weight
-            if out.masks[-1] is not None:
-                if acc_mask is None:
-                    acc_mask = torch.zeros(b, 1, H, W)
-                acc_mask[..., y0:y0 + th, x0:x0 + tw] += out.masks[-1].float().cpu() * weight
-            norm[..., y0:y0 + th, x0:x0 + tw] += weight
-            done += 1
-            if progress:
-                progress(done, total)
-    image = (acc / norm)[..., :h, :w].clamp(0, 1)
-    mask = None if acc_mask is None else (acc_mask / norm)[..., :h, :w]
+    else:
+        rows, cols = _axis_plan(H, tile, overlap), _axis_plan(W, tile, overlap)
+        acc = torch.zeros(b, 3, H, W)
+        acc_mask: torch.Tensor | None = None
+        norm = torch.zeros(1, 1, H, W)
+        total, done = len(rows) * len(cols), 0
+        for y0, wy in rows:
+            for x0, wx in cols:
+                th, tw = wy.numel(), wx.numel()
+                out = forward(x[..., y0:y0 + th, x0:x0 + tw].to(dev))
+                weight = (wy[:, None] * wx[None, :])[None, None]
+                acc[..., y0:y0 + th, x0:x0 + tw] += out.images[-1].float().cpu() * weight
+                if out.masks[-1] is not None:
+                    if acc_mask is None:
+                        acc_mask = torch.zeros(b, 1, H, W)
+                    acc_mask[..., y0:y0 + th, x0:x0 + tw] += out.masks[-1].float().cpu() * weight
+                norm[..., y0:y0 + th, x0:x0 + tw] += weight
+                done += 1
+                if progress:
+                    progress(done, total)
+        image = acc / norm
+        mask = None if acc_mask is None else acc_mask / norm
+    image = image[..., :h, :w].clamp(0, 1)
+    mask = None if mask is None else mask[..., :h, :w]
     if squeeze:
-        image = image[0]
-        mask = None if mask is None else mask[0]
+        image, mask = image[0], None if mask is None else mask[0]
     return DeblurResult(image, mask, total, tile)
 
 
@@ -407,7 +412,8 @@ def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 
 def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch.nn.Module,
                  tile: int | None = None, overlap: int = DEFAULT_OVERLAP, save_mask: bool = False,
-                 compare: bool = False, device: str | torch.device = "cpu", forward: Forward | None = None,
+                 compare: bool = False, device: str | torch.device = "cpu",
+                 forward: Callable[[torch.Tensor], DeblurOutput] | None = None,
                  progress: bool = True, report=print) -> tuple[list[Path], list[str]]:
     """Deblur image files into ``out_dir`` (``<stem>.png``, 16-bit when the input was 16-bit).
 

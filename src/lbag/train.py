@@ -268,7 +268,7 @@ class _Logger:
 
 # --- validation -----------------------------------------------------------------------------------
 def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, aligned: bool = True,
-             tile: int | None = None, rank: int = 0, world: int = 1, forward=None) -> dict[str, float]:
+             tile: int | None = None, rank: int = 0, world: int = 1) -> dict[str, float]:
     """Full-resolution validation: deblur every image (tiled when needed) and average the metrics.
 
     Images are sharded over the DDP ranks and the per-image values gathered. Weighted metrics skip
@@ -287,7 +287,7 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
     try:
         for i in range(rank, len(dataset), world):
             item = dataset[i]
-            res = deblur_tensor(model, item["blur"][None], tile=tile, device=device, forward=forward)
+            res = deblur_tensor(model, item["blur"][None], tile=tile, device=device)
             m = compute_metrics(res.image, item["sharp"][None], item["mask"][None], aligned=aligned)
             row = {k: float(m[k][0]) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
             if aligned:

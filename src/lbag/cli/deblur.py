@@ -42,16 +42,14 @@ def run(args) -> int:
         collect_inputs,
         deblur_files,
         load_for_inference,
+        tiling,
     )
     from ..models import CheckpointError
 
-    if args.tile is not None and args.tile < 0:
-        raise UserError(f"--tile must be >= 0, got {args.tile}")
-    overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
-    if overlap < 0:
-        raise UserError(f"--overlap must be >= 0, got {overlap}")
-    if args.tile and overlap >= args.tile:
-        raise UserError(f"--overlap ({overlap}) must be smaller than --tile ({args.tile})")
+    try:
+        tile, overlap = tiling(args.tile, DEFAULT_OVERLAP if args.overlap is None else args.overlap)
+    except ValueError as exc:
+        raise UserError(f"--tile/--overlap: {exc}") from None
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
@@ -74,9 +72,9 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     print(f"lbag deblur: inference path {runner.description}"
           + (" (chosen automatically; --path eager for the float32 reference)" if args.path == "auto" else ""))
-    written, bad = deblur_files(jobs, args.output, model, tile=args.tile, overlap=overlap,
+    written, bad = deblur_files(jobs, args.output, model, tile=tile, overlap=overlap,
                                 save_mask=args.save_mask, compare=args.compare, device=device,
-                                forward=runner.as_forward(),
+                                forward=runner,
                                 progress=not args.quiet, report=lambda m: print(f"lbag deblur: {m}"))
     print(f"lbag deblur: wrote {len(written)} image(s) to {args.output}"
           + (f"; {len(bad) + len(problems)} problem(s) reported above" if bad or problems else ""))

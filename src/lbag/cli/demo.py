@@ -54,7 +54,7 @@ def run(args) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     t0 = time.perf_counter()
-    res = deblur_tensor(model, torch.from_numpy(blur).permute(2, 0, 1), tile=0, forward=runner.as_forward())
+    res = deblur_tensor(model, torch.from_numpy(blur).permute(2, 0, 1), tile=0, forward=runner)
     t_deblur = time.perf_counter() - t0
     deblurred = res.image.permute(1, 2, 0).numpy()
     pred_mask = res.mask[0].numpy() if res.mask is not None else None
