@@ -43,8 +43,10 @@ def run(args) -> int:
     except EvaluationInputError as exc:
         raise UserError(str(exc)) from None
     if options.aligned:
+        from ..metrics.aligned import describe_fast_path
+
         print("PSNR_a: " + ("reference full-resolution ECC (--exact)" if args.exact else
-                            "fast coarse-to-fine ECC (within 2.2e-5 dB of --exact at 2152x1436, ~26x faster)"))
+                            f"fast {describe_fast_path()} (--exact for the reference)"))
     print(summary["table"])
     print(f"\n{summary['n_images']} images; {summary['n_empty_mask']} with an empty mask (left out of "
           f"PSNR_w/SSIM_w); {summary['n_ecc_failed']} with ECC not converged (identity used)")

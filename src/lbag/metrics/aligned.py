@@ -22,6 +22,7 @@ flagged, as the published protocol asks.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from .pixel import prepare_pair, quantize_pair_u8
+from .pixel import _psnr_np, prepare_pair, quantize_pair_u8
 
 # The reference ECC settings of the RealBlur / LBAG evaluation code.
 ECC_ITERATIONS = 100
@@ -37,6 +38,14 @@ ECC_EPS = 0.0
 ECC_GAUSS_FILT = 5
 # Shortest side of the coarsest pyramid level of the fast path (2152x1436 -> 3 levels, 269x180).
 COARSE_MIN_SIDE = 128
+
+
+def describe_fast_path() -> str:
+    """One line naming the settings of the default (fast) PSNR_a alignment, for reports."""
+    d = inspect.signature(estimate_homography).parameters
+    return (f"coarse-to-fine ECC: {d['coarse_iterations'].default} iterations at 1/{2 ** d['levels'].default} "
+            f"scale, {d['mid_iterations'].default} on each level between, {d['refine_iterations'].default} at "
+            "full resolution")
 
 
 @dataclass(frozen=True)
@@ -192,8 +201,7 @@ def psnr_aligned_np(pred: np.ndarray, gt: np.ndarray, denominator: str = "all", 
     n = float(r.valid.size) if denominator == "all" else float(np.sum(r.valid, dtype=np.float64))
     if n == 0:
         return float("nan"), r.failed
-    mse = sq / n
-    return (float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))), r.failed
+    return _psnr_np(sq / n), r.failed
 
 
 def psnr_aligned(pred, gt, denominator: str = "all", exact: bool = False, quantize: bool = True,

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import struct
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.layout import ImageReadError, find_pairs, read_image, read_mask
-from .aligned import psnr_aligned, psnr_aligned_u8
+from ..atomic import write_json, write_text
+from ..data.layout import ImageReadError, decode_image, find_pairs, read_image, read_mask
+from .aligned import describe_fast_path, psnr_aligned, psnr_aligned_u8
 from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_pair, quantize_pair_u8
 
 __all__ = ["compute_metrics", "summarize", "evaluate", "evaluate_one", "find_items", "format_table", "EvalItem",
@@ -275,7 +274,9 @@ def _init_worker() -> None:
 def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
     """Metrics of one image (``source`` 'pred' or 'blurred'); never raises for a bad file.
 
-    Images are read with :func:`lbag.data.layout.read_image` (8-bit / 255, 16-bit / 65535, RGB).
+    Images are decoded in their native integer type (:func:`lbag.data.layout.decode_image`), which the
+    quantised protocol takes as is (8-bit unchanged, 16-bit rounded to 8); with ``quantize=False`` they
+    are read as float (:func:`lbag.data.layout.read_image`).
 
     Returns:
         A row dict: ``name``, ``source``, the five metrics (NaN where undefined), ``mask_empty``,
@@ -285,7 +286,8 @@ def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
            "ecc_failed": False, "note": "", "error": ""}
     path = item.pred if source == "pred" else item.blurred
     try:
-        img, gt = read_image(path), read_image(item.gt)
+        load = decode_image if options.quantize else read_image
+        img, gt = load(path), load(item.gt)
     except ImageReadError as exc:
         row["error"] = str(exc)
         return row
@@ -309,13 +311,6 @@ def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
     row["mask_empty"] = bool(m["mask_empty"][0])
     row["ecc_failed"] = bool(m["ecc_failed"][0])
     return row
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _json_safe(x):
@@ -400,20 +395,19 @@ def evaluate(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str |
     summary["failed"] = [{"name": r["name"], "source": r["source"], "error": r["error"]} for r in rows if r["error"]]
     summary["notes"] = [{"name": r["name"], "source": r["source"], "note": r["note"]} for r in rows if r["note"]]
     summary["protocol"] = {**asdict(options), "ecc": "reference full-resolution" if options.exact else
-                           "coarse-to-fine (2 levels, 1 full-resolution refinement)", "gt": str(gt),
+                           describe_fast_path(), "gt": str(gt),
                            "pred": None if pred is None else str(pred), "split": split}
     summary["table"] = format_table(table_rows)
 
     if out is not None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         fields = ["name", "source", *METRICS, "mask_empty", "ecc_failed", "note", "error"]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
-        _atomic_write(out / "per_image.csv", buf.getvalue())
-        _atomic_write(out / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
-        _atomic_write(out / "table.md", summary["table"] + "\n")
+        write_text(out / "per_image.csv", buf.getvalue())
+        write_json(out / "summary.json", _json_safe(summary))
+        write_text(out / "table.md", summary["table"] + "\n")
     return summary

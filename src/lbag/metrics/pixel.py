@@ -550,25 +550,3 @@ def pixel_metrics(pred, gt, mask=None, quantize: bool = True) -> dict[str, torch
         out["psnr_w"] = _psnr_w(sq, m)
         out["ssim_w"] = _ssim_w(smap, m)
     return out
-
-
-class PSNR(torch.nn.Module):
-    """Module form of :func:`psnr`. Shape: (B, 3, H, W) x2 -> (B,)."""
-
-    def __init__(self, quantize: bool = True) -> None:
-        super().__init__()
-        self.quantize = quantize
-
-    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        return psnr(pred, gt, self.quantize)
-
-
-class SSIM(torch.nn.Module):
-    """Module form of :func:`ssim`. Shape: (B, 3, H, W) x2 -> (B,)."""
-
-    def __init__(self, quantize: bool = True) -> None:
-        super().__init__()
-        self.quantize = quantize
-
-    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        return ssim(pred, gt, self.quantize)
