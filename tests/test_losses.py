@@ -92,7 +92,8 @@ def test_switches_and_shift_lowers_loss():
     only_l1 = MultiScaleLoss(ssim=0, fft=0, mask=0, shift=False)(out, target, None)
     assert set(only_l1.terms) == {"l1", "total"}
     shifted = MultiScaleLoss(ssim=0, fft=0, mask=0, shift=True)(out, target, None)
-    assert shifted.terms["l1"] <= only_l1.terms["l1"]
+    # The zero shift is one of the nine, so never higher; on random images another shift wins somewhere.
+    assert shifted.terms["l1"] < only_l1.terms["l1"]
     _, ungated = _output(seed=3, gated=False)
     res = MultiScaleLoss()(ungated, target, torch.ones(2, 1, 48, 48))
     assert "mask" not in res.terms

@@ -115,7 +115,7 @@ def shifted_targets(target: torch.Tensor, radius: int = 1) -> torch.Tensor:
 
 
 def shift_min(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pred: torch.Tensor,
-              target: torch.Tensor, radius: int = 1) -> torch.Tensor:
+              target: torch.Tensor, radius: int = 1, shifted: torch.Tensor | None = None) -> torch.Tensor:
     """Shift-invariant loss: the minimum of ``loss_fn`` over the one-pixel translates of the target.
 
     Args:
@@ -123,12 +123,15 @@ def shift_min(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pre
         pred: (B, C, H, W) prediction.
         target: (B, C, H, W) target.
         radius: largest translation (1 gives the published 9 shifts).
+        shifted: ``shifted_targets(target, radius)`` when the caller already has it (several terms
+            compared with the same target).
 
     Returns:
         (B,) per-sample minimum over the shifts.
     """
     _check_pair(pred, target, "shift_min")
-    shifted = shifted_targets(target, radius)  # (S, B, C, H, W)
+    if shifted is None:
+        shifted = shifted_targets(target, radius)  # (S, B, C, H, W)
     s, b = shifted.shape[:2]
     # One batched call over all shifts instead of S calls: same numbers, far fewer kernel launches.
     losses = loss_fn(pred.unsqueeze(0).expand_as(shifted).reshape(s * b, *pred.shape[1:]),
@@ -207,33 +210,33 @@ class MultiScaleLoss(nn.Module):
             raise ValueError(f"MultiScaleLoss: mask must be (B, 1, H, W) matching the target "
                              f"{tuple(target.shape)}, got {tuple(mask.shape)}")
 
-        total = None
-        terms: dict[str, float] = {}
-        n_nan = 0
-
-        def add(name: str, value: torch.Tensor) -> None:
-            nonlocal total, n_nan
-            if not torch.isfinite(value):
-                n_nan += 1
-                return
-            terms[name] = terms.get(name, 0.0) + float(value.detach())
-            weighted = self.weights[name] * value
-            total = weighted if total is None else total + weighted
-
+        parts: list[tuple[str, torch.Tensor]] = []
+        active = [(name, fn) for name, fn in self._image_terms.items() if self.weights[name] != 0]
         for pred in images:
             tgt = _resize_like(target, pred.shape[-2:], "bilinear")
-            for name, fn in self._image_terms.items():
-                if self.weights[name] == 0:
-                    continue
-                per_sample = shift_min(fn, pred, tgt) if self.shift else fn(pred, tgt)
-                add(name, per_sample.mean())
+            shifted = shifted_targets(tgt) if self.shift and active else None  # shared by the terms
+            for name, fn in active:
+                per_sample = shift_min(fn, pred, tgt, shifted=shifted) if self.shift else fn(pred, tgt)
+                parts.append((name, per_sample.mean()))
         if self.weights["mask"] > 0 and mask is not None:
             for gate in masks:
                 if gate is not None:
-                    add("mask", mask_loss(gate, _resize_like(mask, gate.shape[-2:], "nearest")).mean())
+                    parts.append(("mask", mask_loss(gate, _resize_like(mask, gate.shape[-2:], "nearest")).mean()))
 
+        # One device-to-host copy for every logged value (a sync per term would stall a GPU step).
+        values = torch.stack([v.detach().float() for _, v in parts]).tolist() if parts else []
+        total = None
+        terms: dict[str, float] = {}
+        n_nan = 0
+        for (name, value), number in zip(parts, values):
+            if not math.isfinite(number):  # a NaN/inf term is left out of the sum and counted
+                n_nan += 1
+                continue
+            terms[name] = terms.get(name, 0.0) + number
+            weighted = self.weights[name] * value
+            total = weighted if total is None else total + weighted
         if total is None:
             # Every term was NaN (or all disabled): a zero the optimiser step can safely ignore.
             total = torch.zeros((), device=target.device, dtype=target.dtype, requires_grad=True)
-        terms["total"] = float(total.detach())
+        terms["total"] = sum(self.weights[name] * terms[name] for name in terms)
         return LossResult(total=total, terms=terms, n_nan=n_nan)
