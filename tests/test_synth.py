@@ -8,7 +8,9 @@ from scipy.ndimage import distance_transform_edt
 
 from lbag.cli import main
 from lbag.data.layout import find_pairs, read_image, read_mask
-from lbag.data.synth import SynthConfig, generate, linear_to_srgb, render_sample, srgb_to_linear
+from lbag.data.synth import SynthConfig, generate, render_sample
+from lbag.srgb import srgb_decode as srgb_to_linear
+from lbag.srgb import srgb_encode as linear_to_srgb
 
 SMALL = dict(size=(128, 96), blur_extent=(6.0, 14.0), blurred_area=(0.05, 0.20))
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..srgb import srgb_decode, srgb_encode
 from .rawio import channel_index_map, check_pattern, mosaic
 
 _COLOUR_DTYPE_LOCK = threading.Lock()
@@ -69,18 +70,6 @@ def demosaic_menon(cfa: np.ndarray, pattern: str = "RGGB", dtype=np.float32, ref
         with _colour_float_dtype(np.float32):
             out = demosaicing_CFA_Bayer_Menon2007(cfa.astype(np.float32), pattern, refining_step)
     return np.asarray(out, dtype=dtype)
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1 curve); input is clipped to [0, 1] first."""
-    x = np.clip(linear, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(x.dtype, copy=False)
-
-
-def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] -> linear [0, 1] (inverse of :func:`srgb_encode`)."""
-    x = np.clip(encoded, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(x.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -153,15 +142,6 @@ def run_isp(cfa: np.ndarray, config: IspConfig) -> np.ndarray:
         cfa = np.asarray(cfa, dtype=dt) * gains
     rgb = demosaic_menon(cfa, config.pattern, dtype=dt)
     return color_process(rgb, config, white_balance=config.wb_stage == "rgb")
-
-
-def quantise(image: np.ndarray, bits: int = 8) -> np.ndarray:
-    """[0, 1] float image -> uint8 (bits=8) or uint16 (bits=16), rounding to nearest."""
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    top = (1 << bits) - 1
-    out = np.round(np.clip(image, 0.0, 1.0) * top)
-    return out.astype(np.uint8 if bits == 8 else np.uint16)
 
 
 def inverse_isp(srgb: np.ndarray, config: IspConfig) -> np.ndarray:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json
+from ..data.layout import dataset_dir
 from .color import CaptureCalibration, apply_color_correction, calibrate_cameras, load_calibration
 from .geometric import FLOW_METHODS, FLOW_MODELS, FlowStats, estimate_flow, warp_image
 from .isp import IspConfig, run_isp
@@ -168,7 +169,7 @@ def find_pair_jobs(scene_dir: Path, out_root: Path, split: str) -> tuple[list[Pa
                 missing = ({"sharp", "blur"} - set(slot)).pop()
                 problems.append(f"{seq_dir}/{idx}: the {missing} frame is missing; pair skipped")
                 continue
-            out = out_root / "dataset" / split / scene / seq_dir.name
+            out = dataset_dir(out_root, split) / scene / seq_dir.name
             jobs.append(PairJob(f"{scene}/{seq_dir.name}/{idx}", slot["sharp"], slot["blur"],
                                 out / f"{idx}_sharp.png", out / f"{idx}_blur.png"))
     return jobs, problems

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..atomic import write_json
+from ..srgb import srgb_decode, srgb_encode
 from .layout import decode_image, list_images, write_image, write_mask
 
 
@@ -121,21 +122,10 @@ class SynthConfig:
 # Camera response: sRGB encoding and decoding
 # ---------------------------------------------------------------------------------------------------
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Linear light in [0, 1] -> sRGB-encoded values in [0, 1]."""
-    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
-
-
-_LIN_LUT = srgb_to_linear(np.arange(256) / 255.0)
+# Lookup tables in float32 (lbag.srgb keeps the input precision).
+_LIN_LUT = srgb_decode((np.arange(256) / 255.0).astype(np.float32))
 # Encoding through a 16-bit index: linear steps of 1.5e-5 keep the 8-bit result exact but for ties.
-_ENC_LUT = np.rint(linear_to_srgb(np.arange(65536) / 65535.0) * 255).astype(np.uint8)
+_ENC_LUT = np.rint(srgb_encode((np.arange(65536) / 65535.0).astype(np.float32)) * 255).astype(np.uint8)
 
 
 def _encode8(linear: np.ndarray) -> np.ndarray:
