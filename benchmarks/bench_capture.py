@@ -39,7 +39,8 @@ def speed(h: int, w: int, runs: int) -> str:
     cal = calibrate_cameras(norm(cap.lightbox_sharp), norm(cap.lightbox_blur), "RGGB", ccm=sim.TRUE_ISP.ccm)
     isp32 = IspConfig("RGGB", cal.white_balance, cal.ccm, dtype="float32")
     s_raw, b_raw = norm(cap.pair_sharp), norm(cap.pair_blur)
-    tmp = Path(tempfile.mkdtemp())
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = Path(tmp_dir.name)
     write_dng(tmp / "s.dng", cap.pair_sharp, "RGGB", sim.BLACK, sim.WHITE)
     write_dng(tmp / "b.dng", cap.pair_blur, "RGGB", sim.BLACK, sim.WHITE)
     s_cc = apply_color_correction(s_raw, cal.sharp)
@@ -86,6 +87,7 @@ def speed(h: int, w: int, runs: int) -> str:
         t = timeit(fn, warmup=1, runs=max(1, runs - 1))["median"]
         rows2.append([name, f"{t:.3f}"])
     table2 = markdown_table(["per scene, once (reference pair)", "median s"], rows2)
+    tmp_dir.cleanup()
     # Accuracy cost of float32: same frame, both paths.
     d64 = demosaic_menon(s_cc, "RGGB", np.float64)
     d32 = demosaic_menon(s_cc, "RGGB", np.float32)
@@ -127,8 +129,9 @@ def accuracy() -> str:
             cfg = IspConfig("RGGB", cal.white_balance, cal.ccm, dtype=dtype, wb_stage=wb_stage)
             out = np.round(run_isp(apply_color_correction(norm(cap.pair_sharp), cal.sharp), cfg) * 255) / 255
             p = 10 * np.log10(1 / np.mean((out - cap.sharp_truth) ** 2))
+            # The target applies to the default order (WB on the CFA); the paper's order is shown for contrast.
             rows.append([f"processed sharp image PSNR vs truth (8-bit), WB on {wb_stage}, {dtype}", f"{p:.2f} dB",
-                         ">= 40 dB"])
+                         ">= 40 dB" if wb_stage == "cfa" else "-"])
     return ("Simulated captures of the tests (96x128, 12-bit, noise 2e-4, cast up to ~26%, brightness "
             "ratio 0.91-0.96, smooth misalignment 0.2-1.1 px):\n\n"
             + markdown_table(["quantity", "measured", "target"], rows) + "\n")

@@ -35,8 +35,12 @@ FULL = (1436, 2152)  # H, W of a ReLoBlur image
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+    """PSNR of two (1, 3, H, W) outputs in float (lbag.metrics.psnr without the 8-bit quantisation)."""
+    import torch
+
+    from lbag.metrics import psnr as lbag_psnr
+
+    return float(lbag_psnr(torch.from_numpy(a), torch.from_numpy(b), quantize=False)[0])
 
 
 def onnx_runner(model, x):
@@ -55,12 +59,13 @@ def onnx_runner(model, x):
     import warnings
 
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shape checks traced as constants
-    path = Path(tempfile.mkdtemp()) / "model.onnx"
-    torch.onnx.export(FullScale(model), (x,), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {2: "h", 3: "w"}}, dynamo=False, opset_version=17)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as tmp:  # the session keeps the model in memory
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(FullScale(model), (x,), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, dynamo=False, opset_version=17)
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return lambda t: torch.from_numpy(sess.run(None, {"x": t.numpy()})[0])
 
 
@@ -93,7 +98,7 @@ def part1(preset: str, paths: list[str], rounds: int, size: int, rates: dict[str
             times[name].append(time.perf_counter() - t0)
     ref_t = float(np.median(times["eager"]))
     ref = outputs["eager"].numpy()
-    flops = model_flops(build_model(preset), tuple(x.shape))
+    flops = model_flops(preset, tuple(x.shape))
     rows = []
     for name in runners:
         med = float(np.median(times[name]))
@@ -131,17 +136,17 @@ def child(preset: str, path: str, tile: int, h: int, w: int, out_file: str) -> N
 
 def isolated(preset: str, paths: list[str], tile: int, shape: tuple[int, int]) -> dict[str, dict]:
     """Run :func:`child` for every path; returns {path: {seconds, peak_rss_mb, tiles, out}}."""
-    tmp = Path(tempfile.mkdtemp())
     results = {}
-    for name in paths:
-        out_file = tmp / f"{preset}_{name}.npy"
-        proc = subprocess.run([sys.executable, __file__, "--child", preset, name, str(tile), str(shape[0]),
-                               str(shape[1]), str(out_file)], capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            continue
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        results[name]["out"] = np.load(out_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in paths:
+            out_file = Path(tmp) / f"{preset}_{name}.npy"
+            proc = subprocess.run([sys.executable, __file__, "--child", preset, name, str(tile), str(shape[0]),
+                                   str(shape[1]), str(out_file)], capture_output=True, text=True)
+            if proc.returncode:
+                print(proc.stderr[-2000:], file=sys.stderr)
+                continue
+            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[name]["out"] = np.load(out_file)
     return results
 
 
@@ -166,7 +171,7 @@ def gpu_part(compile_too: bool) -> str:
     torch.manual_seed(0)
     state = build_model("lbag").state_dict()
     x = torch.rand(1, 3, *FULL, device="cuda")
-    flops = model_flops(build_model("lbag").cuda(), tuple(x.shape))
+    flops = model_flops("lbag", tuple(x.shape))
     rate = matmul_rate("bfloat16", "cuda", n=8192, runs=10)
     floor = flops / rate
     ref, ref_t = None, None

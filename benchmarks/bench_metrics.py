@@ -25,7 +25,7 @@ import torch
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from common import timeit, write_result
+from common import markdown_table, timeit, write_result
 from lbag.metrics import compute_metrics, psnr, psnr_aligned, psnr_weighted, ssim, ssim_weighted
 
 FULL = (1436, 2152)
@@ -98,28 +98,26 @@ def main() -> None:
     t_ex, v_ex = timed(lambda: psnr_aligned(tp, tg, exact=True), exact_runs, warmup=0)
     rows.append(("PSNR_a", t_f, "exact full-resolution ECC", t_ex, abs(float(v_f) - float(v_ex)), "dB"))
 
-    full_diffs = [abs(float(v_f) - float(v_ex))]
-    for seed in range(1, max(1, args.full_pairs)):
-        p, g, _ = realistic_pair(h, w, seed)
-        a, b = torch.from_numpy(p).permute(2, 0, 1)[None], torch.from_numpy(g).permute(2, 0, 1)[None]
-        full_diffs.append(abs(float(psnr_aligned(a, b)) - float(psnr_aligned(a, b, exact=True))))
+    def fast_vs_exact(h: int, w: int, seeds) -> list[float]:
+        diffs = []
+        for seed in seeds:
+            p, g, _ = realistic_pair(h, w, seed)
+            a, b = torch.from_numpy(p).permute(2, 0, 1)[None], torch.from_numpy(g).permute(2, 0, 1)[None]
+            diffs.append(abs(float(psnr_aligned(a, b)) - float(psnr_aligned(a, b, exact=True))))
+        return diffs
 
+    full_diffs = [abs(float(v_f) - float(v_ex))] + fast_vs_exact(h, w, range(1, max(1, args.full_pairs)))
     # PSNR_a agreement on more pairs at half resolution (exact ECC ~4x cheaper there).
-    diffs = []
-    for seed in range(1, 1 + args.pairs):
-        p, g, _ = realistic_pair(h // 2, w // 2, seed)
-        a, b = torch.from_numpy(p).permute(2, 0, 1)[None], torch.from_numpy(g).permute(2, 0, 1)[None]
-        diffs.append(abs(float(psnr_aligned(a, b)) - float(psnr_aligned(a, b, exact=True))))
+    diffs = fast_vs_exact(h // 2, w // 2, range(1, 1 + args.pairs))
 
     lines = [f"Metrics at {w}x{h}, one image (float32 in, quantised to 8 bit by both sides), median of {args.runs} runs after a warm-up (exact ECC: "
              f"{exact_runs} run(s), no warm-up); torch threads {torch.get_num_threads()}, OpenCV threads "
              f"{cv2.getNumThreads()}.", "",
-             "| metric | lbag (s) | reference | reference (s) | speed-up | abs. difference |",
-             "|---|---:|---|---:|---:|---:|"]
-    for name, tf, ref, tr, diff, unit in rows:
-        lines.append(f"| {name} | {tf:.3f} | {ref} | {'-' if tr is None else f'{tr:.2f}'} | "
-                     f"{'-' if tr is None else f'{tr / tf:.1f}x'} | "
-                     f"{'-' if diff is None else f'{diff:.2e} {unit}'.strip()} |")
+             markdown_table(["metric", "lbag (s)", "reference", "reference (s)", "speed-up", "abs. difference"],
+                            [[name, f"{tf:.3f}", ref, "-" if tr is None else f"{tr:.2f}",
+                              "-" if tr is None else f"{tr / tf:.1f}x",
+                              "-" if diff is None else f"{diff:.2e} {unit}".strip()]
+                             for name, tf, ref, tr, diff, unit in rows])]
     lines += ["", f"PSNR_a fast vs exact on {len(full_diffs)} realistic pairs at {w}x{h}: max |diff| "
               f"{max(full_diffs):.2e} dB, mean {statistics.mean(full_diffs):.2e} dB."]
     lines += ["", f"PSNR_a fast vs exact on {len(diffs)} more realistic pairs at {w // 2}x{h // 2}: max |diff| "

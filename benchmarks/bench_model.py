@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from common import markdown_table, timeit, write_result
+from common import markdown_table, model_flops, timeit, write_result
 
 
 def child(preset: str, size: int, runs: int, threads: int) -> None:
@@ -49,12 +49,16 @@ def main() -> None:
                               "--runs", str(args.runs), "--threads", str(args.threads)],
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        rows.append([preset, f"{r['params']:,}", f"{r['median_s'] * 1000:.0f}", f"{r['min_s'] * 1000:.0f}",
-                     f"{r['peak_rss_mb']:.0f}"])
+        gflop = model_flops(preset, (1, 3, args.size, args.size)) / 1e9
+        tflop_full = model_flops(preset, (1, 3, 1436, 2152)) / 1e12
+        rows.append([preset, f"{r['params']:,}", f"{gflop:.1f}", f"{tflop_full:.2f}", f"{r['median_s'] * 1000:.0f}",
+                     f"{r['min_s'] * 1000:.0f}", f"{r['peak_rss_mb']:.0f}"])
     body = (f"Forward pass, batch 1, {args.size}x{args.size}, float32 eager, `torch.inference_mode`, "
             f"{args.threads} threads; median of {args.runs} runs after 1 warm-up; peak RSS of the whole "
-            "process (Python + torch + model + activations).\n\n"
-            + markdown_table(["preset", "parameters", "median ms", "min ms", "peak RSS MB"], rows))
+            "process (Python + torch + model + activations). FLOPs: torch FlopCounterMode (2 per multiply-"
+            "accumulate), counted on the meta device.\n\n"
+            + markdown_table(["preset", "parameters", f"GFLOP at {args.size}x{args.size}", "TFLOP at 2152x1436",
+                              "median ms", "min ms", "peak RSS MB"], rows))
     write_result("model", f"Model forward at {args.size}x{args.size} (CPU)", body)
 
 

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from lbag.atomic import write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -68,15 +70,18 @@ def matmul_rate(dtype_name: str = "float32", device: str = "cpu", n: int = 2048,
     return 2.0 * n ** 3 / t
 
 
-def model_flops(model, shape: tuple[int, ...]) -> int:
-    """FLOPs of one forward pass of ``model`` on an input of ``shape`` (torch's FlopCounterMode: 2 per
-    multiply-accumulate of convolutions and matrix products)."""
+def model_flops(preset: str, shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass of the model ``preset`` on an input of ``shape`` (torch's FlopCounterMode:
+    2 per multiply-accumulate of convolutions and matrix products). Counted on the meta device, so any
+    size costs no memory and no time."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(shape, device=next(model.parameters()).device)
+    from lbag.models import build_model
+
+    model = build_model(preset).to("meta").eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
+        model(torch.zeros(shape, device="meta"))
     return int(counter.get_total_flops())
 
 
@@ -105,11 +110,7 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 
 def write_result(name: str, title: str, body: str) -> Path:
     """Write ``benchmarks/results/<name>.md`` (title, machine line, body) and print it."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     text = f"## {title}\n\nMachine: {machine()}. Measured {time.strftime('%Y-%m-%d %H:%M')}.\n\n{body}\n"
-    path = RESULTS / f"{name}.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    path = write_text(RESULTS / f"{name}.md", text)
     print(text)
     return path

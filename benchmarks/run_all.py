@@ -10,15 +10,18 @@ Usage: python benchmarks/run_all.py [--only model,infer_paths] [--skip capture]
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import machine
+from common import machine, markdown_table
+
+from lbag.atomic import write_json, write_text
 
 HERE = Path(__file__).resolve().parent
+DURATIONS = HERE / "results" / "durations.json"
 # (name, script, arguments); the name is also the results file the script writes.
 BENCHMARKS = [
     ("model", "bench_model.py", []),
@@ -41,24 +44,30 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     skip = set(filter(None, args.skip.split(",")))
     failed = []
+    durations = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
     for name, script, extra in BENCHMARKS:
         if (only and name not in only) or name in skip:
             continue
         print(f"== {name}: {script} {' '.join(extra)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / script), *extra], cwd=HERE)
-        print(f"== {name}: exit {proc.returncode} after {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"== {name}: exit {proc.returncode} after {seconds:.0f} s", flush=True)
         if proc.returncode:
             failed.append(name)
+        else:
+            durations[name] = round(seconds)
+    write_json(DURATIONS, durations)
+    rows = [[name, script, f"{durations[name]} s" if name in durations else "-"] for name, script, _ in BENCHMARKS]
     parts = [f"# Benchmark results\n\nCollected by `python benchmarks/run_all.py`; each section names the "
-             f"machine it ran on. Last collection: {time.strftime('%Y-%m-%d %H:%M')} on {machine()}.\n"]
+             f"machine it ran on. Last collection: {time.strftime('%Y-%m-%d %H:%M')} on {machine()}.\n\n"
+             "Wall time of each script's last successful run:\n\n"
+             + markdown_table(["benchmark", "script", "wall time"], rows)
+             + f"\n\nTotal: {sum(durations.values()) / 60:.0f} min.\n"]
     for name, script, _ in BENCHMARKS:
         path = HERE / "results" / f"{name}.md"
         parts.append(path.read_text() if path.is_file() else f"## {name}\n\nNot measured yet ({script}).\n")
-    out = HERE / "RESULTS.md"
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, out)
+    out = write_text(HERE / "RESULTS.md", "\n".join(parts))
     print(f"wrote {out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

@@ -6,7 +6,7 @@ decision" (IEEE TIP 2007), as implemented by ``colour_demosaicing.demosaicing_CF
 That implementation converts its input with colour's *default* float dtype (float64 unless changed), so
 float32 input is silently computed in float64. ``demosaic_menon(..., dtype=np.float32)`` switches
 colour's default for the duration of the call (under a lock; colour's setting is process-global), which
-makes the whole computation float32: about 2-3x faster at 2152x1436 and within ~1e-6 of float64 (see
+makes the whole computation float32: about 2x faster at 2152x1436 and within ~1e-7 of float64 (see
 ``benchmarks/bench_capture.py``).
 
 The inverse steps (``srgb_decode``, :func:`inverse_isp`) serve the simulator in the tests and anyone who
