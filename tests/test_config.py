@@ -1,5 +1,6 @@
 """Training configs (lbag.config): YAML loading, validation, overrides, and the shipped configs."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ from lbag.config import (
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SHIPPED = ["lbag", "lbag_plus", "mimo_unet_plus", "ablation_no_gate", "ablation_no_bapc", "ablation_no_ssim",
-           "ablation_no_pretrain", "quick"]
+SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.yaml"))  # every shipped config, new ones included
 
 
 def write(tmp_path, text, name="c.yaml"):
@@ -43,8 +43,11 @@ def test_shipped_ablations_switch_what_they_say():
     assert load_config(CONFIGS / "ablation_no_gate.yaml").model.gated is False
     assert load_config(CONFIGS / "ablation_no_bapc.yaml").data.bapc is False
     assert load_config(CONFIGS / "ablation_no_ssim.yaml").loss.ssim == 0.0
-    assert load_config(CONFIGS / "ablation_no_pretrain.yaml").model.init is None
-    assert load_config(CONFIGS / "lbag_plus.yaml").model.init is not None
+    # Without pre-training is LBAG+ with the initialisation dropped, all else equal.
+    plus, no_pretrain = load_config(CONFIGS / "lbag_plus.yaml"), load_config(CONFIGS / "ablation_no_pretrain.yaml")
+    assert plus.model.init is not None and no_pretrain.model.init is None
+    assert replace(no_pretrain.model, init=plus.model.init) == plus.model
+    assert (no_pretrain.data, no_pretrain.loss, no_pretrain.optim) == (plus.data, plus.loss, plus.optim)
     assert load_config(CONFIGS / "mimo_unet_plus.yaml").model.name == "mimo_unet_plus"
     quick = load_config(CONFIGS / "quick.yaml")
     assert quick.model.name == "lbag_small" and quick.data.synth is not None

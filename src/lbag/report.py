@@ -135,9 +135,8 @@ def plot_run(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = No
         raise ValueError(f"{run_dir / 'metrics.csv'}: no logged values yet")
     # Drop series with no finite value (e.g. PSNR_a when validation ran without alignment) and counters.
     series = {k: v for k, v in series.items() if np.isfinite(v[1]).any()}
-    counters = ("loss/nan_terms", "val/mask_empty", "val/ecc_failed")
-    losses = sorted(k for k in series if k.startswith("loss/") and k not in counters)
-    vals = sorted(k for k in series if k.startswith("val/") and not k.startswith("val/n_") and k not in counters)
+    losses = sorted(k for k in series if k.startswith("loss/") and k != "loss/nan_terms")
+    vals = sorted(k for k in series if k.startswith("val/") and not k.startswith("val/n_"))  # n_*: counts
     groups = [("training loss", losses, True), ("learning rate", ["lr"], True), ("speed (steps/s)", ["it_per_s"], False)]
     groups += [(k[4:], [k], False) for k in vals]
     groups = [(t, [k for k in ks if k in series], logy) for t, ks, logy in groups]

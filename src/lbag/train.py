@@ -279,7 +279,7 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
         ``'n_ecc_failed'`` when ``aligned``.
     """
     from .infer import deblur_tensor
-    from .metrics import compute_metrics
+    from .metrics import compute_metrics, summarize
 
     was_training = model.training
     model.eval()
@@ -289,26 +289,20 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
             item = dataset[i]
             res = deblur_tensor(model, item["blur"][None], tile=tile, device=device)
             m = compute_metrics(res.image, item["sharp"][None], item["mask"][None], aligned=aligned)
-            row = {k: float(m[k][0]) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
-            if aligned:
-                row["psnr_a"] = float(m["psnr_a"][0])
-                row["ecc_failed"] = float(m["ecc_failed"][0])
-            rows.append(row)
+            rows.append({k: float(v[0]) for k, v in m.items()})
     finally:
         model.train(was_training)
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, rows)
         rows = [r for part in gathered for r in part]
-    out: dict[str, float] = {"n_images": float(len(rows))}
-    if rows:
-        for key in rows[0]:
-            vals = [r[key] for r in rows if math.isfinite(r[key])]
-            if key == "ecc_failed":  # a count, not a mean: how many images fell back to identity alignment
-                out["n_ecc_failed"] = float(sum(vals))
-                continue
-            out[key] = float(np.mean(vals)) if vals else float("nan")
-        out["n_masked"] = float(sum(math.isfinite(r.get("psnr_w", float("nan"))) for r in rows))
+    summary = summarize(rows)  # the same means and counts as `lbag evaluate`
+    keys = ("psnr", "ssim", "psnr_w", "ssim_w") + (("psnr_a",) if aligned else ())
+    out = {k: math.nan if summary[k] is None else summary[k] for k in keys}
+    out["n_images"] = float(summary["n_images"])
+    out["n_masked"] = float(summary["n_images"] - summary["n_empty_mask"])
+    if aligned:  # a count, not a mean: how many images fell back to identity alignment
+        out["n_ecc_failed"] = float(summary["n_ecc_failed"])
     return out
 
 
