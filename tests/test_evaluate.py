@@ -112,3 +112,13 @@ def test_cli_evaluate(published, tmp_path, capsys):
     rc = main(["evaluate", "--pred", str(tmp_path / "nope"), "--gt", str(root)])
     assert rc == 2
     assert "predictions folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_mask_empty_comes_from_the_mask_not_from_nan_values(quantize):
+    torch.manual_seed(0)
+    pred, gt = torch.rand(2, 3, 40, 50), torch.rand(2, 3, 40, 50)
+    pred[1, 0, 0, 0] = float("nan")  # a broken image with a real mask is not "an empty mask"
+    mask = torch.zeros(2, 1, 40, 50)
+    mask[1, :, 5:20, 5:20] = 1
+    assert compute_metrics(pred, gt, mask, aligned=False, quantize=quantize)["mask_empty"].tolist() == [True, False]

@@ -30,7 +30,7 @@ import torch
 from ..atomic import write_json, write_text
 from ..data.layout import ImageReadError, decode_image, find_pairs, read_image, read_mask
 from .aligned import describe_fast_path, psnr_aligned, psnr_aligned_u8
-from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_pair, quantize_pair_u8
+from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_mask, prepare_pair, quantize_pair_u8
 
 __all__ = ["compute_metrics", "summarize", "evaluate", "evaluate_one", "find_items", "format_table", "EvalItem",
            "EvalOptions", "EvaluationInputError", "png_size", "read_image", "read_mask", "ImageReadError"]
@@ -81,10 +81,9 @@ def compute_metrics(pred, gt, mask=None, aligned: bool = True, exact: bool = Fal
     if mask is None:
         out["psnr_w"], out["ssim_w"] = nan.clone(), nan.clone()
         out["mask_empty"] = torch.zeros(b, dtype=torch.bool)
-    else:
-        # pixel_metrics marks an empty mask with NaN; a non-empty one always gives a number.
-        out["mask_empty"] = (torch.from_numpy(~m8.reshape(b, -1).any(axis=1)) if quantize
-                             else torch.isnan(out["ssim_w"]))
+    else:  # from the mask itself on both paths (a NaN image must not pass for an empty mask)
+        covered = m8.reshape(b, -1).any(axis=1) if quantize else prepare_mask(mask, p).flatten(1).any(1).cpu().numpy()
+        out["mask_empty"] = torch.from_numpy(~covered)
     if aligned:
         if quantize:
             out["psnr_a"], out["ecc_failed"] = psnr_aligned_u8(p8, g8, has_nan, denominator, exact)
