@@ -5,8 +5,8 @@ The defaults reproduce the published recipe of Li et al., "Real-World Deep Local
 the multi-scale L1 + SSIM + FFT + mask loss with the shift-invariant operation, validation every 10k
 steps on the full-resolution test set.
 
-A YAML file has up to five sections (``model``, ``data``, ``loss``, ``optim``, ``train``); any key
-left out keeps its default. An unknown section or key, or a value of the wrong type, raises
+A YAML file has up to five sections (``model``, ``data``, ``loss``, ``optim``, ``train``), plus
+``gan`` for the DeblurGAN-v2 baseline's adversarial objective; any key left out keeps its default. An unknown section or key, or a value of the wrong type, raises
 :class:`ConfigError` naming the file and the key, so a typo fails at load time and not hours later.
 ``--set section.key=value`` overrides (parsed as YAML scalars) are applied after the file.
 """
@@ -26,6 +26,7 @@ import yaml
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "GANConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -175,6 +176,30 @@ class TrainLoopConfig:
 
 
 @dataclass(frozen=True)
+class GANConfig:
+    """The DeblurGAN-v2 objective (:class:`lbag.gan.DeblurGANv2Loss`); only the DeblurGAN-v2 baseline has it.
+
+    Attributes:
+        vgg19_weights: ImageNet VGG19 weights for the perceptual loss (torchvision ``vgg19`` state_dict
+            ``.pth`` or ``.safetensors``); required, nothing is downloaded.
+        backbone_weights: ImageNet weights of the generator's backbone (Cadene ``inceptionresnetv2`` or
+            MobileNetV2 ``features.*``), as the official trainer starts from; null: random init.
+        content, perceptual, adversarial: term weights (paper: 0.5, 0.006, 0.01; official code 0.001).
+        pool_size: images in the RaGAN-LS average pools (official: 50).
+        patch_layers, full_layers: strided layers of the patch and full-image discriminators (3, 5).
+    """
+
+    vgg19_weights: str | None = None
+    backbone_weights: str | None = None
+    content: float = 0.5
+    perceptual: float = 0.006
+    adversarial: float = 0.01
+    pool_size: int = 50
+    patch_layers: int = 3
+    full_layers: int = 5
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A complete training configuration."""
 
@@ -183,6 +208,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    gan: GANConfig | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -216,6 +242,14 @@ def _validate(cfg: TrainConfig) -> None:
          f"must be auto, cpu or cuda, got {cfg.train.device!r}"),
         (cfg.train.max_bad_steps >= 1, "train.max_bad_steps", f"must be >= 1, got {cfg.train.max_bad_steps}"),
     ]
+    if cfg.gan is not None:
+        g = cfg.gan
+        checks += [
+            (all(getattr(g, k) >= 0 for k in ("content", "perceptual", "adversarial")), "gan",
+             "weights must be >= 0"),
+            (g.pool_size >= 1, "gan.pool_size", f"must be >= 1, got {g.pool_size}"),
+            (g.patch_layers >= 1 and g.full_layers >= 1, "gan", "discriminator layers must be >= 1"),
+        ]
     for ok, key, msg in checks:
         if not ok:
             raise ValueError(f"{key}: {msg}")
@@ -370,11 +404,12 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | di
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
-    """Plain-YAML-serialisable dict of a config (tuples become lists)."""
+    """Plain-YAML-serialisable dict of a config (tuples become lists; an absent optional section such
+    as ``gan`` is left out, so the dict loads back to an equal config)."""
     def conv(v: Any) -> Any:
         if isinstance(v, tuple):
             return [conv(x) for x in v]
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}
         return v
-    return conv(dataclasses.asdict(cfg))
+    return {k: v for k, v in conv(dataclasses.asdict(cfg)).items() if v is not None}
