@@ -43,7 +43,9 @@ __all__ = [
     "collect_inputs",
     "deblur_files",
     "deblur_tensor",
+    "check_outputs",
     "load_for_inference",
+    "output_paths",
     "read_input_image",
     "tile_starts",
     "tiling",
@@ -410,6 +412,50 @@ def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return ops[orientation](img) if orientation in ops else img
 
 
+def output_paths(job: DeblurJob, out_dir: str | os.PathLike, save_mask: bool = False,
+                 compare: bool = False) -> list[Path]:
+    """Every file :func:`deblur_files` writes for ``job``: ``<stem>.png`` [, ``_mask.png``, ``_compare.png``]."""
+    out_dir = Path(out_dir)
+    names = [f"{job.stem}.png"] + ([f"{job.stem}_mask.png"] if save_mask else []) \
+        + ([f"{job.stem}_compare.png"] if compare else [])
+    return [out_dir / n for n in names]
+
+
+def check_outputs(jobs: list[DeblurJob], out_dir: str | os.PathLike, save_mask: bool = False,
+                  compare: bool = False) -> None:
+    """Refuse, before any work, outputs that would overwrite an input (same path or same file through a
+    link) or each other.
+
+    Raises:
+        ValueError: listing the offending files.
+    """
+    inputs = {j.source.resolve(): j.source for j in jobs}
+    inodes = {}
+    for j in jobs:
+        try:
+            st = j.source.stat()
+            inodes[(st.st_dev, st.st_ino)] = j.source
+        except OSError:
+            pass  # unreadable: reported when it is read
+    clashes, owner = [], {}
+    for j in jobs:
+        for target in output_paths(j, out_dir, save_mask, compare):
+            key = target.resolve()
+            src = inputs.get(key)
+            if src is None and target.exists():
+                st = target.stat()
+                src = inodes.get((st.st_dev, st.st_ino))
+            if src is not None:
+                clashes.append(f"{target} (the input {src})")
+            elif key in owner and owner[key] != j.source:
+                clashes.append(f"{target} (written for both {owner[key]} and {j.source})")
+            owner.setdefault(key, j.source)
+    if clashes:
+        more = f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+        raise ValueError(f"refusing to overwrite {len(clashes)} file(s): {'; '.join(clashes[:5])}{more}; "
+                         "choose another output folder")
+
+
 def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch.nn.Module,
                  tile: int | None = None, overlap: int = DEFAULT_OVERLAP, save_mask: bool = False,
                  compare: bool = False, device: str | torch.device = "cpu",
@@ -418,18 +464,25 @@ def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch
     """Deblur image files into ``out_dir`` (``<stem>.png``, 16-bit when the input was 16-bit).
 
     ``save_mask`` adds ``<stem>_mask.png`` (the predicted gate, 8-bit); ``compare`` adds
-    ``<stem>_compare.png`` (blurred | deblurred | mask). Every file is written atomically. An image
-    that cannot be read or deblurred is reported through ``report`` and skipped.
+    ``<stem>_compare.png`` (blurred | deblurred | mask). Every file is written atomically; temporary
+    files a killed run left in the output folders are removed first. An image that cannot be read or
+    deblurred is reported through ``report`` and skipped; a file that cannot be written (full disk,
+    no permission) stops the batch, keeping what was written.
 
     Returns:
         (written deblurred paths, problems).
+
+    Raises:
+        ValueError: an output would overwrite an input (:func:`check_outputs`), before any work.
     """
     from tqdm import tqdm
 
-    from .data.layout import write_image
-    from .report import comparison_picture, mask_to_rgb
+    from .atomic import WriteError, remove_stale_temps
 
     out_dir = Path(out_dir)
+    check_outputs(jobs, out_dir, save_mask, compare)
+    for folder in sorted({t.parent for j in jobs for t in output_paths(j, out_dir)}):
+        remove_stale_temps(folder)
     written, problems = [], []
     for job in tqdm(jobs, desc="deblur", unit="img", disable=not progress):
         try:
@@ -445,16 +498,29 @@ def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch
             problems.append(f"{job.source}: inference failed ({str(exc).splitlines()[0]})")
             report(f"skipped: {problems[-1]}")
             continue
-        out = res.image.permute(1, 2, 0).numpy()
-        target = out_dir / f"{job.stem}.png"
-        write_image(target, out, bits=bits)
-        written.append(target)
-        mask = res.mask[0].numpy() if res.mask is not None else None
-        if save_mask and mask is not None:
-            write_image(out_dir / f"{job.stem}_mask.png", mask, bits=8)
-        if compare:
-            panels = [("blurred", img), ("deblurred", out)]
-            if mask is not None:
-                panels.append(("predicted blur mask", mask_to_rgb(mask)))
-            write_image(out_dir / f"{job.stem}_compare.png", comparison_picture(panels), bits=8)
+        try:
+            written.append(_write_outputs(job, out_dir, img, res, bits, save_mask, compare))
+        except WriteError as exc:
+            problems.append(f"stopped: {exc}; the {len(written)} image(s) written before are kept")
+            report(problems[-1])
+            break
     return written, problems
+
+
+def _write_outputs(job: DeblurJob, out_dir: Path, img: np.ndarray, res: DeblurResult, bits: int,
+                   save_mask: bool, compare: bool) -> Path:
+    from .data.layout import write_image
+    from .report import comparison_picture, mask_to_rgb
+
+    out = res.image.permute(1, 2, 0).numpy()
+    target = out_dir / f"{job.stem}.png"
+    write_image(target, out, bits=bits)
+    mask = res.mask[0].numpy() if res.mask is not None else None
+    if save_mask and mask is not None:
+        write_image(out_dir / f"{job.stem}_mask.png", mask, bits=8)
+    if compare:
+        panels = [("blurred", img), ("deblurred", out)]
+        if mask is not None:
+            panels.append(("predicted blur mask", mask_to_rgb(mask)))
+        write_image(out_dir / f"{job.stem}_compare.png", comparison_picture(panels), bits=8)
+    return target

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import check_output_dir, remove_stale_temps
 from .data.layout import ImageReadError, Pair, find_pairs, read_image, write_mask
 
 
@@ -185,7 +186,8 @@ def generate_masks(dataset_root: str | os.PathLike, out_root: str | os.PathLike,
     if not splits:
         raise FileNotFoundError(f"{dataset_root}: no dataset/train or dataset/test folder")
     result: dict[str, list[str]] = {"written": [], "skipped": [], "problems": []}
-    out_root = Path(out_root)
+    out_root = check_output_dir(out_root)  # before the work: a file, no permission, read-only
+    remove_stale_temps(out_root, recursive=True)  # what a killed run left (its masks are kept)
     for sp in splits:
         pairs = find_pairs(dataset_root, sp, masks_root=out_root)
         scenes: dict[str, list[Pair]] = defaultdict(list)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, check_output_file
 
 __all__ = ["comparison_picture", "mask_to_rgb", "overlay_mask", "plot_run", "read_metrics_csv"]
 
@@ -96,18 +96,23 @@ def read_metrics_csv(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics.csv (is this a run folder written by lbag train?)")
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != ["step", "time", "key", "value"]:
-            raise ValueError(f"{path}: unexpected header {header}; expected step,time,key,value")
-        for row in reader:
-            if len(row) != 4:
-                continue
-            try:
-                series[row[2]].append((int(row[0]), float(row[3])))
-            except ValueError:
-                continue
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != ["step", "time", "key", "value"]:
+                raise ValueError(f"{path}: unexpected header {header}; expected step,time,key,value")
+            for row in reader:
+                if len(row) != 4:
+                    continue
+                try:
+                    series[row[2]].append((int(row[0]), float(row[3])))
+                except ValueError:
+                    continue
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text CSV file (byte {exc.start} cannot be decoded)") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: malformed CSV ({exc})") from None
     out = {}
     for key, pts in series.items():
         pts.sort()
@@ -130,11 +135,15 @@ def plot_run(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = No
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
+    out_path = Path(out_path) if out_path is not None else run_dir / "report.png"
     series = read_metrics_csv(run_dir / "metrics.csv")
+    check_output_file(out_path)  # before drawing: a folder in the way, no permission, read-only
     if not series:
         raise ValueError(f"{run_dir / 'metrics.csv'}: no logged values yet")
     # Drop series with no finite value (e.g. PSNR_a when validation ran without alignment) and counters.
     series = {k: v for k, v in series.items() if np.isfinite(v[1]).any()}
+    if not series:
+        raise ValueError(f"{run_dir / 'metrics.csv'}: no finite value in any logged series; nothing to draw")
     losses = sorted(k for k in series if k.startswith("loss/") and k != "loss/nan_terms")
     vals = sorted(k for k in series if k.startswith("val/") and not k.startswith("val/n_"))  # n_*: counts
     groups = [("training loss", losses, True), ("learning rate", ["lr"], True), ("speed (steps/s)", ["it_per_s"], False)]
@@ -161,8 +170,6 @@ def plot_run(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = No
         ax.axis("off")
     fig.suptitle(str(run_dir))
     fig.tight_layout()
-    out_path = Path(out_path) if out_path is not None else run_dir / "report.png"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(out_path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import pickle
 import random
 import re
 import time
@@ -44,15 +45,15 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .accel import resolve_device
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path, check_output_dir, remove_stale_temps, write_text
 from .config import ConfigError, TrainConfig, config_to_dict
-from .models import MIMOUNet, build_model, init_from_mimo_unet_plus, save_model
+from .models import CheckpointError, MIMOUNet, build_model, init_from_mimo_unet_plus, save_model
 from .models.checkpoints import load_state_dict, load_weights_into
 
 __all__ = ["Checkpoint", "StepSampler", "TrainResult", "TrainingDiverged", "latest_checkpoint", "train"]
 
 _CKPT_RE = re.compile(r"^step_(\d+)\.state\.pt$")
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: RNG states as tensors (1: numpy/Python tuples)
 
 
 class TrainingDiverged(RuntimeError):
@@ -209,7 +210,14 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 
 def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every random stream of this process as tensors and numbers (loadable with ``weights_only=True``)."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
+                        "gauss_next": gauss_next}}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
@@ -217,10 +225,48 @@ def _rng_state(device: torch.device) -> dict:
 
 def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n, py = state["numpy"], state["python"]
+    if isinstance(n, dict):  # format 2; format 1 stored numpy's and Python's own tuples
+        n = ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        py = (py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"])
+    np.random.set_state(n)
+    random.setstate(py)
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _numpy_globals() -> list:
+    """The numpy pieces a format-1 state file (numpy's RNG tuple) needs: plain arrays, nothing callable."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    """Read a ``step_*.state.pt`` file with ``torch.load(weights_only=True)``: tensors, numbers and
+    strings only (format 1 files also hold plain numpy arrays), never arbitrary objects.
+
+    Raises:
+        CheckpointError: naming the file: truncated, not a torch file, holding anything else (a crafted
+            file is refused, not run), or missing a part of the training state.
+    """
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, unpickling refused, I/O: all mean "unusable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        refused = isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower()
+        reason = ("holds objects other than tensors, numbers and strings; refused, not unpickled" if refused
+                  else f"{type(exc).__name__}: {first}")
+        raise CheckpointError(f"{path}: unreadable training state ({reason})") from None
+    missing = [k for k in ("step", "optimizer", "scheduler", "rng") if not isinstance(state, dict) or k not in state]
+    if missing or not isinstance(state["step"], int) or not isinstance(state["rng"], list) or not state["rng"]:
+        raise CheckpointError(f"{path}: not a training state of lbag (missing or invalid: "
+                              f"{', '.join(missing) or 'step/rng'})")
+    return state
 
 
 # --- logging --------------------------------------------------------------------------------------
@@ -278,6 +324,7 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
         ``{'psnr', 'ssim', 'psnr_w', 'ssim_w', 'n_images', 'n_masked'}``, plus ``'psnr_a'`` and
         ``'n_ecc_failed'`` when ``aligned``.
     """
+    from .data.layout import ImageReadError
     from .infer import deblur_tensor
     from .metrics import compute_metrics, summarize
 
@@ -286,7 +333,11 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
     rows: list[dict[str, float]] = []
     try:
         for i in range(rank, len(dataset), world):
-            item = dataset[i]
+            try:
+                item = dataset[i]
+            except ImageReadError as exc:  # one bad file is that image's problem, not the run's
+                warnings.warn(f"validation: image left out: {exc}", stacklevel=2)
+                continue
             res = deblur_tensor(model, item["blur"][None], tile=tile, device=device)
             m = compute_metrics(res.image, item["sharp"][None], item["mask"][None], aligned=aligned)
             rows.append({k: float(v[0]) for k, v in m.items()})
@@ -322,6 +373,42 @@ def _prepare_data(cfg: TrainConfig, dd: _Dist) -> None:
         dist.barrier()
 
 
+def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, device: torch.device, dd: _Dist,
+             log) -> tuple[Checkpoint, dict]:
+    """Load the newest usable checkpoint into the model, optimizer, scheduler and this rank's RNG.
+
+    A newer checkpoint that cannot be used (truncated, refused by :func:`load_training_state`, weights
+    that do not load) is skipped with a warning naming it, and the log line says which one was used.
+
+    Raises:
+        CheckpointError: no checkpoint of ``ckpt_dir`` is usable (every reason listed).
+    """
+    unusable: list[str] = []
+    for ck in reversed(_checkpoints(ckpt_dir)):
+        try:
+            state = load_training_state(ck.state)
+            sd, _ = load_state_dict(ck.weights)
+            load_weights_into(model, {k: v.to(device) for k, v in sd.items()}, ck.weights)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
+            unusable.append(str(exc) if isinstance(exc, CheckpointError) else f"{ck.state}: {type(exc).__name__}: {exc}")
+            if dd.main:
+                warnings.warn(f"cannot resume from step {ck.step}: {unusable[-1]}", stacklevel=3)
+            continue
+        rng = state["rng"]
+        if len(rng) != dd.world:
+            warnings.warn(f"{ck.state}: saved with {len(rng)} process(es), resuming with {dd.world}; "
+                          "the random streams restart from the saved rank 0 state", stacklevel=3)
+        _set_rng_state(rng[dd.rank] if dd.rank < len(rng) else rng[0], device)
+        if dd.main:
+            note = (f" (the {len(unusable)} newer checkpoint(s) are unusable: {'; '.join(unusable)})"
+                    if unusable else "")
+            log(f"lbag train: resumed from {ck.weights} at step {state['step']}{note}")
+        return ck, state
+    raise CheckpointError(f"{ckpt_dir}: no usable checkpoint to resume from: {'; '.join(unusable)}")
+
+
 def build_from_config(cfg: TrainConfig) -> MIMOUNet:
     """The network a config describes (fresh initialisation; LBAG+ init is applied by :func:`train`)."""
     return build_model(cfg.model.name, **cfg.model.topology())
@@ -351,11 +438,12 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
     out_dir = Path(tc.out_dir)
     ckpt_dir = out_dir / "checkpoints"
     if dd.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        check_output_dir(ckpt_dir)  # a file in the way, no permission, read-only: before any work
+        for folder in (out_dir, ckpt_dir):
+            remove_stale_temps(folder)  # half-written files of a killed run
     try:
         _prepare_data(cfg, dd)
-        start = latest_checkpoint(out_dir) if resume else None
-        if resume and start is None:
+        if resume and latest_checkpoint(out_dir) is None:
             raise FileNotFoundError(f"{ckpt_dir}: --resume given but no checkpoint found")
         if not resume and dd.main and latest_checkpoint(out_dir) is not None:
             warnings.warn(f"{out_dir} already holds checkpoints; starting a new run over them "
@@ -364,7 +452,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         # Same seed on every rank: identical initial weights; per-rank offset for dropout afterwards.
         torch.manual_seed(tc.seed)
         model = build_from_config(cfg)
-        if cfg.model.init and start is None:
+        if cfg.model.init and not resume:
             skipped = init_from_mimo_unet_plus(model, cfg.model.init)
             if dd.main:
                 log(f"lbag train: initialised from {cfg.model.init} (kept fresh: {', '.join(skipped)})")
@@ -381,21 +469,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                                    mask=cfg.loss.mask if model.config.gated else 0.0, shift=cfg.loss.shift)
 
         step, best, skipped_total, bad_run = 0, None, 0, 0
-        if start is not None:
-            sd, _ = load_state_dict(start.weights)
-            load_weights_into(model, {k: v.to(device) for k, v in sd.items()}, start.weights)
-            state = torch.load(start.state, map_location="cpu", weights_only=False)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+        start = None
+        if resume:
+            start, state = _restore(ckpt_dir, model, optimizer, scheduler, device, dd, log)
             step, best = state["step"], state.get("best_psnr_w")
             skipped_total = state.get("skipped_steps", 0)
-            rng = state["rng"]
-            if len(rng) != dd.world:
-                warnings.warn(f"{start.state}: saved with {len(rng)} process(es), resuming with {dd.world}; "
-                              "the random streams restart from the saved rank 0 state", stacklevel=2)
-            _set_rng_state(rng[dd.rank] if dd.rank < len(rng) else rng[0], device)
-            if dd.main:
-                log(f"lbag train: resumed from {start.weights} at step {step}")
 
         if dd.main:
             write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_json
+from ..atomic import check_output_dir, remove_stale_temps, write_json
 from ..data.layout import dataset_dir
 from .color import CaptureCalibration, apply_color_correction, calibrate_cameras, load_calibration
 from .geometric import FLOW_METHODS, FLOW_MODELS, FlowStats, estimate_flow, warp_image
@@ -235,7 +235,10 @@ def _run_pair(job: PairJob) -> dict:
         fb = _read(job.blur, calib)
         if fs.cfa.shape != fb.cfa.shape:
             raise CaptureError(f"{job.blur}: size {fb.cfa.shape} differs from {job.sharp.name}'s {fs.cfa.shape}")
-        s_rgb, b_rgb, beta = develop_pair(fs.cfa, fb.cfa, calib, isp, flow, opts.warp_order)
+        try:
+            s_rgb, b_rgb, beta = develop_pair(fs.cfa, fb.cfa, calib, isp, flow, opts.warp_order)
+        except ValueError as exc:  # the chain's messages say what, these name the files
+            raise CaptureError(f"{job.sharp} / {job.blur.name}: {exc}") from None
         write_image(job.out_sharp, s_rgb, bits=opts.bits)
         write_image(job.out_blur, b_rgb, bits=opts.bits)
     except (RawFormatError, CaptureError, ValueError, OSError) as exc:
@@ -303,7 +306,12 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
             previous = json.loads(report_path.read_text()).get("pairs", {})
         except (OSError, json.JSONDecodeError, AttributeError):
             previous = {}
-    todo = [j for j in jobs if options.overwrite or not (j.out_sharp.is_file() and j.out_blur.is_file())]
+    for folder in {j.out_sharp.parent for j in jobs} | {report_path.parent}:
+        remove_stale_temps(folder)  # half-written files of a killed run
+    # A pair is finished when both PNGs exist and the report describes it; a run killed between the two
+    # leaves PNGs without a record, and such a pair is redone so the report covers everything on disk.
+    todo = [j for j in jobs if options.overwrite or j.name not in previous
+            or not (j.out_sharp.is_file() and j.out_blur.is_file())]
     result.skipped = len(jobs) - len(todo)
     if not todo:
         result.report = report_path if report_path.is_file() else None
@@ -320,26 +328,13 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
         s_rgb, b_rgb, ref_beta = develop_pair(fs.cfa, fb.cfa, scene_calib, isp, flow=None)
         flow = estimate_flow(s_rgb, b_rgb, options.flow_method, options.flow_model, options.flow_refinements)
     except (RawFormatError, ValueError) as exc:
-        raise CaptureError(f"{scene_dir}: reference pair: {exc}") from None
+        raise CaptureError(f"{ref_s} / {ref_b.name}: reference pair: {exc}") from None
     stats = FlowStats.of(flow)
 
-    records = dict(previous)
-    ctx = {"calib": scene_calib, "isp": isp, "flow": flow, "options": options}
-    bar = tqdm(total=len(todo), desc=f"capture {scene_dir.name}", unit="pair", disable=not options.progress)
-    try:
-        if options.workers == 1:
-            _init_worker(ctx)
-            outputs = (_run_pair(j) for j in todo)
-            for rec in outputs:
-                _collect(rec, records, result)
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=options.workers, initializer=_init_worker, initargs=(ctx,)) as ex:
-                for rec in ex.map(_run_pair, todo):
-                    _collect(rec, records, result)
-                    bar.update(1)
-    finally:
-        bar.close()
+    # Records of pairs still on disk; the report is rewritten after every pair, so a killed run's
+    # report describes what it finished.
+    on_disk = {j.name for j in jobs if j.out_sharp.is_file() and j.out_blur.is_file()}
+    records = {k: v for k, v in previous.items() if k in on_disk or k not in {j.name for j in jobs}}
     report = {
         "scene": scene_dir.name, "split": options.split, "session_folder": str(scene_dir),
         "calibration": {"source": calib_source, "pattern": scene_calib.pattern,
@@ -354,6 +349,23 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
         "pairs": records,
         "errors": result.errors,
     }
+    ctx = {"calib": scene_calib, "isp": isp, "flow": flow, "options": options}
+    bar = tqdm(total=len(todo), desc=f"capture {scene_dir.name}", unit="pair", disable=not options.progress)
+    try:
+        if options.workers == 1:
+            _init_worker(ctx)
+            outputs = (_run_pair(j) for j in todo)
+        else:
+            ex = ProcessPoolExecutor(max_workers=options.workers, initializer=_init_worker, initargs=(ctx,))
+            outputs = ex.map(_run_pair, todo)
+        for rec in outputs:
+            _collect(rec, records, result)
+            write_json(report_path, report)
+            bar.update(1)
+    finally:
+        bar.close()
+        if options.workers > 1:
+            ex.shutdown(cancel_futures=True)
     write_json(report_path, report)
     result.report = report_path
     return result
@@ -372,7 +384,9 @@ def process_session(session: str | os.PathLike, out_root: str | os.PathLike, cal
                     options: CaptureOptions = CaptureOptions()) -> list[SceneResult]:
     """Run :func:`process_scene` over every scene of a session; a failing scene is reported, not fatal."""
     results = []
-    for scene_dir in find_scenes(session):
+    scenes = find_scenes(session)
+    check_output_dir(out_root)  # before the work: a file in the way, no permission, read-only
+    for scene_dir in scenes:
         try:
             results.append(process_scene(scene_dir, out_root, calib, options))
         except CaptureError as exc:

@@ -157,6 +157,9 @@ def read_raw(path: str | os.PathLike, pattern: str | None = None, black_level: f
             black = 0.0 if black_level is None else float(black_level)
             white = float(np.iinfo(arr.dtype).max) if white_level is None else float(white_level)
         elif np.issubdtype(arr.dtype, np.floating):
+            bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                raise RawFormatError(f"{path}: {bad} non-finite value(s) (NaN or infinity) in the Bayer data")
             black = 0.0 if black_level is None else float(black_level)
             white = 1.0 if white_level is None else float(white_level)
         else:

@@ -7,10 +7,15 @@ parser and sets ``func`` (called with the parsed arguments, returns an exit code
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from .. import __version__
+from ..atomic import WriteError
+
+# Errors of writing output that are the environment's, not a bug: reported in one line, exit code 1.
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 # Subcommand modules, in the order ``lbag --help`` lists them.
 SUBCOMMANDS = ("demo", "synth", "capture", "masks", "data", "train", "evaluate", "deblur", "report")
@@ -41,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"lbag {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # An output that cannot be written (permissions, read-only or full disk): one line naming it.
+        if not isinstance(exc, WriteError) and exc.errno not in _WRITE_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename and not isinstance(exc, WriteError) else ""
+        print(f"lbag {args.command}: error: {where}{exc if isinstance(exc, WriteError) else exc.strerror}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"lbag {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -98,12 +98,14 @@ def run_plan(args) -> int:
 def run_calibrate(args) -> int:
     import numpy as np
 
+    from ..atomic import check_output_file
     from ..capture.color import calibrate_cameras, save_calibration
     from ..capture.rawio import RawFormatError, read_raw
 
     grid = _grid(args.grid)
     wb = _floats(args.white_balance, 3, "--white-balance") if args.white_balance else None
     ccm = np.reshape(_floats(args.ccm, 9, "--ccm"), (3, 3)) if args.ccm else None
+    check_output_file(args.out)  # before the fit: a folder in the way, no permission, read-only
     try:
         fs = read_raw(args.lightbox_sharp, args.pattern, args.black_level, args.white_level)
         fb = read_raw(args.lightbox_blur, args.pattern, args.black_level, args.white_level)

@@ -37,8 +37,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..accel import prepare, resolve_device
+    from ..atomic import check_output_dir
     from ..infer import (
         DEFAULT_OVERLAP,
+        check_outputs,
         collect_inputs,
         deblur_files,
         load_for_inference,
@@ -62,6 +64,11 @@ def run(args) -> int:
         print(f"lbag deblur: {p}")
     if not jobs:
         raise UserError("nothing to deblur")
+    try:
+        check_outputs(jobs, args.output, args.save_mask, args.compare)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    check_output_dir(args.output)  # a file, no permission, read-only: one line before any work
     try:
         model = load_for_inference(args.weights, device=device)
     except (CheckpointError, FileNotFoundError) as exc:

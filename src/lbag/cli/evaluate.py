@@ -30,6 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
+    from ..atomic import WriteError
     from ..metrics.evaluate import EvalOptions, EvaluationInputError, evaluate
     from . import UserError
 
@@ -37,11 +38,16 @@ def run(args) -> int:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     options = EvalOptions(exact=args.exact, quantize=not args.no_quantize, denominator=args.denominator,
                           aligned=not args.no_aligned)
+    write_error = None
     try:
         summary = evaluate(args.pred, args.gt, masks=args.masks, split=args.split, out=args.out,
                            blurred=args.blurred, options=options, workers=args.workers)
     except EvaluationInputError as exc:
         raise UserError(str(exc)) from None
+    except WriteError as exc:
+        if not hasattr(exc, "summary"):
+            raise  # the report folder was refused before the work: nothing was computed
+        summary, write_error = exc.summary, exc
     if options.aligned:
         from ..metrics.aligned import describe_fast_path
 
@@ -54,6 +60,9 @@ def run(args) -> int:
         print(f"failed: {f['error']}", file=sys.stderr)
     for n in summary["notes"]:
         print(f"note: {n['name']}: {n['note']}", file=sys.stderr)
+    if write_error is not None:
+        print(f"lbag evaluate: error: {write_error}; the results above were not saved", file=sys.stderr)
+        return 1
     if args.out:
         print(f"report written to {args.out}")
     return 1 if summary["failed"] else 0

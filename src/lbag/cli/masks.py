@@ -40,4 +40,4 @@ def run(args) -> int:
         print(f"problem: {msg}")
     print(f"{args.out}: {len(result['written'])} masks written, {len(result['skipped'])} kept, "
           f"{len(result['problems'])} problem(s)")
-    return 1 if result["problems"] and not result["written"] else 0
+    return 1 if result["problems"] else 0  # like every other command: exit 1 when a problem was reported

@@ -26,6 +26,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..config import ConfigError, load_config
+    from ..data.layout import ImageReadError
     from ..models import CheckpointError
     from ..train import TrainingDiverged, train
 
@@ -35,7 +36,7 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     try:
         result = train(cfg, resume=args.resume)
-    except (FileNotFoundError, CheckpointError, ConfigError) as exc:
+    except (FileNotFoundError, CheckpointError, ConfigError, ImageReadError) as exc:
         raise UserError(str(exc)) from None
     except TrainingDiverged as exc:
         print(f"lbag train: stopped: {exc}")

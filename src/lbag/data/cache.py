@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, remove_stale_temps
 from .layout import decode_image, decode_mask
 
 
@@ -65,16 +66,37 @@ class ArrayCache:
             self._open.move_to_end(entry)
             return arr
         if not entry.exists():
-            decoded = decode_image(source) if kind == "image" else decode_mask(source)
-            self._store(entry, decoded)
-        arr = np.load(entry, mmap_mode="r")
+            self._store(entry, self._decode(source, kind))
+        try:
+            arr = self._open_entry(entry, kind)
+        except (OSError, ValueError, EOFError) as exc:
+            # A truncated or damaged entry (a full disk, a crash outside lbag): derived data, re-decode.
+            warnings.warn(f"{entry}: damaged decode-cache entry of {source} ({exc}); decoding it again",
+                          stacklevel=2)
+            self._store(entry, self._decode(source, kind))
+            arr = self._open_entry(entry, kind)
         self._open[entry] = arr
         if len(self._open) > self.max_open:
             self._open.popitem(last=False)
         return arr
 
+    @staticmethod
+    def _decode(source, kind: str) -> np.ndarray:
+        return decode_image(source) if kind == "image" else decode_mask(source)
+
+    @staticmethod
+    def _open_entry(entry: Path, kind: str) -> np.ndarray:
+        """Memory-map an entry and check it is what the cache writes (else ValueError)."""
+        arr = np.load(entry, mmap_mode="r", allow_pickle=False)
+        ok = arr.ndim == 2 and arr.dtype == bool if kind == "mask" else (
+            arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype in (np.uint8, np.uint16, np.float32))
+        if not ok:
+            raise ValueError(f"unexpected {arr.dtype} array of shape {arr.shape}")
+        return arr
+
     def _store(self, entry: Path, arr: np.ndarray) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(entry.parent)  # half-written entries of killed processes
         # Entries for older versions of the same source share the key prefix: drop them.
         prefix = entry.name.split("_", 1)[0]
         for stale in entry.parent.glob(f"{prefix}_*.npy"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SPLITS, ImageReadError, dataset_dir, decode_image, decode_mask, find_pairs
+from .layout import SPLITS, ImageReadError, dataset_dir, decode_mask, decode_stored, find_pairs, stored_format
 
 
 @dataclass
@@ -75,13 +75,19 @@ class CheckReport:
 
 
 def _shape_or_problem(path: Path, what: str, problems: list[str], mask: bool = False):
+    """The decoded mask (bool) or image (as stored: :func:`decode_stored`), or None after a problem."""
     try:
-        arr = decode_mask(path) if mask else decode_image(path)
+        arr = decode_mask(path) if mask else decode_stored(path)
     except ImageReadError as exc:
         kind = "missing" if not path.exists() else "unreadable"
         problems.append(f"{kind} {what}: {exc}")
         return None
     return arr
+
+
+def _kind(img: np.ndarray) -> tuple[bool, np.dtype]:
+    """(colour?, depth) of a stored image: an alpha channel alone does not make two files differ."""
+    return (img.ndim == 3 and img.shape[2] >= 3), img.dtype
 
 
 def check_dataset(root: str | os.PathLike, masks_root: str | os.PathLike | None = None,
@@ -122,10 +128,14 @@ def check_dataset(root: str | os.PathLike, masks_root: str | os.PathLike | None 
             listed.add(pair.mask)
             mask = _shape_or_problem(pair.mask, "mask", rep.problems, mask=True)
             ok = sharp is not None and blur is not None and mask is not None
-            if sharp is not None and blur is not None and sharp.shape != blur.shape:
+            if sharp is not None and blur is not None and sharp.shape[:2] != blur.shape[:2]:
                 rep.problems.append(f"size mismatch: {pair.blur} is {blur.shape[1]}x{blur.shape[0]}, "
                                     f"{pair.sharp} is {sharp.shape[1]}x{sharp.shape[0]}")
                 ok = False
+            elif sharp is not None and blur is not None and _kind(sharp) != _kind(blur):
+                # Readers replicate greyscale to RGB, so training would run, on a probably wrong file.
+                rep.problems.append(f"format mismatch: {pair.blur} is {stored_format(blur)}, {pair.sharp} is "
+                                    f"{stored_format(sharp)}")
             if mask is not None:
                 ref = blur if blur is not None else sharp
                 if ref is not None and mask.shape != ref.shape[:2]:

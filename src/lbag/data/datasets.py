@@ -127,7 +127,9 @@ class TrainDataset(Dataset):
         blur, sharp, mask = self._load(i)
         pair = self.pairs[i]
         if blur.shape != sharp.shape or mask.shape != blur.shape[:2]:
-            raise ImageReadError(f"{pair.blur}: size mismatch within pair {pair.name}: blurred "
+            # Name the file that differs: the sharp image, or the mask when the two images agree.
+            odd = pair.sharp if blur.shape != sharp.shape else pair.mask
+            raise ImageReadError(f"{odd}: size mismatch within pair {pair.name}: blurred "
                                  f"{blur.shape[1]}x{blur.shape[0]}, sharp {sharp.shape[1]}x{sharp.shape[0]}, "
                                  f"mask {mask.shape[1]}x{mask.shape[0]}")
         p = self.patch_size

@@ -111,8 +111,98 @@ def find_pairs(root: str | os.PathLike, split: str, masks_root: str | os.PathLik
 # Image I/O
 # ---------------------------------------------------------------------------------------------------
 
-def _decode_unchanged(path: str | os.PathLike, what: str) -> np.ndarray:
-    """Decode a file with OpenCV as stored (depth and channels); errors name the file and the problem."""
+# Largest image lbag decodes, in pixels (100 megapixels: 12000x8000 and more than any ReLoBlur-like use;
+# decoding, a float copy and tiled inference of such an image take ~5 GB). The environment variable
+# LBAG_MAX_PIXELS overrides it. Checked on the file header before decoding, so a file whose header
+# claims an absurd size is refused without allocating anything.
+MAX_PIXELS = 100_000_000
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``$LBAG_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`."""
+    try:
+        return int(os.environ.get("LBAG_MAX_PIXELS", MAX_PIXELS))
+    except ValueError:
+        return MAX_PIXELS
+
+
+def _jpeg_size(fh) -> tuple[int, int] | None:
+    fh.seek(2)
+    while True:
+        b = fh.read(1)
+        while b == b"\xff":  # fill bytes before a marker
+            b = fh.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0x01, *range(0xD0, 0xDA)):  # stand-alone markers: no length
+            continue
+        head = fh.read(2)
+        if len(head) < 2:
+            return None
+        length = int.from_bytes(head, "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            sof = fh.read(5)
+            return (int.from_bytes(sof[3:5], "big"), int.from_bytes(sof[1:3], "big")) if len(sof) == 5 else None
+        fh.seek(length - 2, os.SEEK_CUR)
+        b = fh.read(1)
+        if b != b"\xff":
+            return None
+        fh.seek(-1, os.SEEK_CUR)
+
+
+def _tiff_size(fh, order: str) -> tuple[int, int] | None:
+    fh.seek(4)
+    ifd = int.from_bytes(fh.read(4), order)
+    fh.seek(ifd)
+    raw = fh.read(2)
+    if len(raw) < 2:
+        return None
+    dims: dict[int, int] = {}
+    for _ in range(int.from_bytes(raw, order)):
+        entry = fh.read(12)
+        if len(entry) < 12:
+            break
+        tag, kind = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+            dims[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+    return (dims[256], dims[257]) if len(dims) == 2 else None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG, JPEG, TIFF or BMP file without decoding it; None when
+    the format is another one or the header cannot be parsed (the decoder then has the last word)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            if head[:2] == b"BM" and len(head) >= 26:
+                if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+                    return int.from_bytes(head[18:20], "little"), int.from_bytes(head[20:22], "little")
+                return (abs(int.from_bytes(head[18:22], "little", signed=True)),
+                        abs(int.from_bytes(head[22:26], "little", signed=True)))
+            if head[:3] == b"\xff\xd8\xff":
+                return _jpeg_size(fh)
+            if head[:4] in (b"II*\x00", b"MM\x00*"):
+                return _tiff_size(fh, "little" if head[:2] == b"II" else "big")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def stored_format(img: np.ndarray) -> str:
+    """What an array from :func:`decode_stored` holds, in words: '8-bit greyscale', '16-bit RGB', ..."""
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    depth = {np.dtype(np.uint8): "8-bit", np.dtype(np.uint16): "16-bit"}.get(img.dtype, str(img.dtype))
+    return f"{depth} {({1: 'greyscale', 2: 'greyscale+alpha', 3: 'RGB', 4: 'RGBA'}).get(channels, f'{channels}-channel')}"
+
+
+def decode_stored(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """Decode a file with OpenCV as stored (depth and channels; BGR order); errors name the file and the
+    problem.
+
+    Images over :func:`max_pixels` (by their header) are refused before decoding."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -120,8 +210,19 @@ def _decode_unchanged(path: str | os.PathLike, what: str) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     if size == 0:
         raise ImageReadError(f"{path}: empty {what} file (0 bytes)")
-    # imdecode handles non-ASCII paths, imread does not.
-    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    dims = image_size(path)
+    limit = max_pixels()
+    if dims is not None and dims[0] * dims[1] > limit:
+        raise ImageReadError(f"{path}: the header declares {dims[0]}x{dims[1]} pixels, over the limit of "
+                             f"{limit:,} pixels (set LBAG_MAX_PIXELS to raise it); not decoded")
+    try:
+        # imdecode handles non-ASCII paths, imread does not.
+        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except (cv2.error, MemoryError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ImageReadError(f"{path}: the decoder failed on this {what} ({reason})") from None
     if img is None:
         raise ImageReadError(f"{path}: not a decodable {what} (corrupt or truncated, {size} bytes)")
     return img
@@ -136,7 +237,11 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ImageReadError: missing, 0-byte or undecodable file (the message names the file).
     """
-    img = _decode_unchanged(path, "image")
+    return to_rgb(decode_stored(path), path)
+
+
+def to_rgb(img: np.ndarray, path: str | os.PathLike = "<array>") -> np.ndarray:
+    """An image as :func:`decode_stored` returns it -> RGB (H, W, 3) as :func:`decode_image` does."""
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     elif img.shape[2] == 1:
@@ -171,7 +276,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def decode_mask(path: str | os.PathLike) -> np.ndarray:
     """Decode a mask file to a bool (H, W) array: any non-zero value in any channel is blurred."""
-    img = _decode_unchanged(path, "mask")
+    img = decode_stored(path, "mask")
     if img.ndim == 3:
         # An RGBA mask drawn in an editor marks blur in its colour channels; alpha is coverage only.
         img = img[:, :, :3].max(axis=2) if img.shape[2] >= 3 else img[:, :, 0]

@@ -18,7 +18,6 @@ import csv
 import io
 import math
 import os
-import struct
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..atomic import write_json, write_text
-from ..data.layout import ImageReadError, decode_image, find_pairs, read_image, read_mask
+from ..atomic import WriteError, check_output_dir, write_json, write_text
+from ..data.layout import ImageReadError, decode_image, find_pairs, image_size, read_image, read_mask
 from .aligned import describe_fast_path, psnr_aligned, psnr_aligned_u8
 from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_mask, prepare_pair, quantize_pair_u8
 
@@ -143,16 +142,10 @@ def _as_float(v) -> float:
 # --------------------------------------------------------------------------------------------------
 
 def png_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from a PNG header without decoding it; None when it is not a readable PNG."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except OSError:
-        return None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    w, h = struct.unpack(">II", head[16:24])
-    return int(h), int(w)
+    """(height, width) from an image header without decoding it (:func:`lbag.data.layout.image_size`);
+    None when the header cannot be read."""
+    dims = image_size(path)
+    return None if dims is None else (dims[1], dims[0])
 
 
 @dataclass(frozen=True)
@@ -359,6 +352,8 @@ def evaluate(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str |
     if options.denominator not in ("all", "valid"):
         raise EvaluationInputError(f"denominator must be 'all' or 'valid', got {options.denominator!r}")
     items = find_items(pred, gt, masks, split, blurred)
+    if out is not None:
+        check_output_dir(out)  # before the work: a file, no permission or a read-only disk fail here
     tasks = [(it, src) for src in (("blurred",) if blurred else ()) + (("pred",) if pred is not None else ())
              for it in items]
     from tqdm.auto import tqdm
@@ -399,14 +394,27 @@ def evaluate(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str |
     summary["table"] = format_table(table_rows)
 
     if out is not None:
-        out = Path(out)
-        fields = ["name", "source", *METRICS, "mask_empty", "ecc_failed", "note", "error"]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
-        write_text(out / "per_image.csv", buf.getvalue())
-        write_json(out / "summary.json", _json_safe(summary))
-        write_text(out / "table.md", summary["table"] + "\n")
+        try:
+            write_report(out, rows, summary)
+        except WriteError as exc:
+            exc.summary = summary  # the finished results travel with the error (the CLI prints them)
+            raise
     return summary
+
+
+def write_report(out: str | os.PathLike, rows: list[dict], summary: dict) -> None:
+    """Write ``per_image.csv``, ``summary.json`` and ``table.md`` into ``out`` (atomically, each).
+
+    Raises:
+        WriteError: a file cannot be written (naming it).
+    """
+    out = Path(out)
+    fields = ["name", "source", *METRICS, "mask_empty", "ecc_failed", "note", "error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
+    write_text(out / "per_image.csv", buf.getvalue())
+    write_json(out / "summary.json", _json_safe(summary))
+    write_text(out / "table.md", summary["table"] + "\n")
