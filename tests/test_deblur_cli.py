@@ -139,12 +139,13 @@ def test_bundled_model_is_default_and_leaves_static_pixels_alone(tmp_path):
 
 def test_demo_writes_pictures_and_metrics(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--size", "160", "128", "--seed", "3"]) == 0
+    assert main(["demo", "-o", str(out), "--size", "160x128", "--seed", "3"]) == 0
     for name in ("blurred", "deblurred", "sharp", "predicted_mask", "true_mask", "comparison"):
         assert (out / f"{name}.png").is_file(), name
     text = capsys.readouterr().out
     assert "| deblurred" in text and "PSNR_w" in text
-    assert main(["demo", "-o", str(out), "--size", "32", "32"]) == 2
+    assert main(["demo", "-o", str(out), "--size", "32x32"]) == 2
+    assert main(["demo", "-o", str(out), "--size", "160by128"]) == 2
 
 
 def test_inference_path_is_reported_and_matches_the_reference(tmp_path, weights, capsys):

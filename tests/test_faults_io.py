@@ -244,3 +244,23 @@ def test_write_json_writes_null_for_nan(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"beta": [None, 1.0], "x": {"y": None}}
+
+
+# --- 10. small ones --------------------------------------------------------------------------------
+@pytest.mark.parametrize("content", [b"step,time,key,value\n1,0,loss/total,\xff\xfe\n",
+                                     b"step,time,key,value\n1,0,loss/total,nan\n"])
+def test_report_on_a_malformed_metrics_csv_names_the_file(tmp_path, capsys, content):
+    (tmp_path / "metrics.csv").write_bytes(content)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lbag report: error: {tmp_path / 'metrics.csv'}: ") and "\n" not in err
+
+
+def test_data_check_flags_a_greyscale_blurred_image_with_an_rgb_sharp_one(tmp_path, capsys):
+    d = tmp_path / "dataset" / "train" / "s01" / "00"
+    write_image(d / "00_sharp.png", _img())
+    write_image(d / "00_blur.png", _img()[:, :, 0])
+    write_mask(tmp_path / "masks" / "train" / "s01" / "00" / "00.png", np.ones((32, 40), bool))
+    assert main(["data", "check", str(tmp_path), "--strict"]) == 1
+    assert (f"format mismatch: {d / '00_blur.png'} is 8-bit greyscale, {d / '00_sharp.png'} is 8-bit RGB"
+            in capsys.readouterr().out)

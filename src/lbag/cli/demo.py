@@ -16,8 +16,8 @@ from . import UserError
 def register(sub) -> None:
     p = sub.add_parser("demo", help="deblur a synthetic locally blurred scene with the bundled model")
     p.add_argument("-o", "--output", default="outputs/demo", help="output folder (default: outputs/demo)")
-    p.add_argument("--size", type=int, nargs=2, default=(448, 336), metavar=("W", "H"),
-                   help="scene size in pixels (default: 448 336)")
+    p.add_argument("--size", default="448x336", metavar="WxH",
+                   help="scene size in pixels, WIDTHxHEIGHT as for lbag synth (default: 448x336)")
     p.add_argument("--seed", type=int, default=2026, help="scene seed (default: 2026)")
     p.add_argument("--weights", default=None, help="weights file (default: the bundled model)")
     p.add_argument("--path", default="auto", metavar="PATH",
@@ -31,7 +31,9 @@ def run(args) -> int:
     import numpy as np
     import torch
 
+    from ..atomic import check_output_dir
     from ..data.layout import to_float, write_image, write_mask
+    from .synth import _size
     from ..data.synth import SynthConfig, render_sample
     from ..accel import prepare
     from ..infer import deblur_tensor, load_for_inference
@@ -39,10 +41,10 @@ def run(args) -> int:
     from ..models import CheckpointError
     from ..report import comparison_picture, mask_to_rgb, overlay_mask
 
-    w, h = args.size
+    w, h = _size(args.size)  # the WIDTHxHEIGHT form of lbag synth
     if w < 64 or h < 64:
-        raise UserError(f"--size must be at least 64 64, got {w} {h}")
-    out = Path(args.output)
+        raise UserError(f"--size must be at least 64x64, got {w}x{h}")
+    out = check_output_dir(args.output)  # before rendering: a file, no permission, read-only
     t0 = time.perf_counter()
     scene = render_sample(SynthConfig(size=(w, h), seed=args.seed), np.random.default_rng([args.seed, 0]))
     blur, sharp, mask = to_float(scene.blur), to_float(scene.sharp), scene.mask
