@@ -118,7 +118,7 @@ def test_errors_name_the_file_and_the_problem(tmp_path):
         load_model(bad_st)
     other = tmp_path / "other.pth"
     torch.save({"model": {"foo.weight": torch.zeros(2)}}, other)
-    with pytest.raises(CheckpointError, match="other.pth: missing key 'feat_extract.0.main.0.weight'"):
+    with pytest.raises(CheckpointError, match=r"other.pth: not a checkpoint of any .*\['foo.weight'\]"):
         load_model(other)
     nodict = tmp_path / "nodict.pth"
     torch.save({"epoch": 3}, nodict)

@@ -105,8 +105,8 @@ def prepare(model: MIMOUNet, device: torch.device | str = "cpu", path: str = "au
     """Put ``model`` in eval mode on ``device`` and wrap it in the requested execution path.
 
     Args:
-        model: any MIMO-UNet-family model (its weights are not modified; it may be moved or converted
-            to channels_last in place).
+        model: any network of :mod:`lbag.models` (its weights are not modified; it may be moved or
+            converted to channels_last in place); ``auto`` picks bf16 for the MIMO-UNet family only.
         device: where to run.
         path: one of :data:`PATHS` or ``"auto"``.
 
@@ -115,7 +115,9 @@ def prepare(model: MIMOUNet, device: torch.device | str = "cpu", path: str = "au
     """
     device = torch.device(device)
     if path == "auto":
-        path = auto_path(device)
+        # bf16 was measured on the MIMO-UNet family only (benchmarks/bench_infer_paths.py); the other
+        # networks (DeepDeblur works in [0, 255] without normalisation) get the float32 fast path.
+        path = auto_path(device) if isinstance(model, MIMOUNet) else "channels_last"
     if path not in PATHS:
         raise ValueError(f"unknown inference path {path!r}; choose one of {PATHS} or 'auto'")
     if path == "bf16" and not bf16_supported(device):

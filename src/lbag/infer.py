@@ -123,8 +123,8 @@ def blend_weights(size: int, before: int, after: int, device=None) -> torch.Tens
     return w.clamp_min(1e-6)
 
 
-def _axis_plan(length: int, tile: int, overlap: int) -> list[tuple[int, torch.Tensor]]:
-    starts = tile_starts(length, tile, overlap)
+def _axis_plan(length: int, tile: int, overlap: int, align: int = ALIGN) -> list[tuple[int, torch.Tensor]]:
+    starts = tile_starts(length, tile, overlap, align)
     size = min(tile, length)
     plan = []
     for k, s in enumerate(starts):
@@ -165,8 +165,8 @@ def bytes_per_pixel(model: torch.nn.Module) -> int:
 
 
 def auto_tile_size(model: torch.nn.Module, device: torch.device, fraction: float = 0.5,
-                   max_tile: int | None = None, min_tile: int = 128) -> int:
-    """Largest square tile (multiple of 4) whose forward pass fits ``fraction`` of the free memory.
+                   max_tile: int | None = None, min_tile: int = 128, align: int = ALIGN) -> int:
+    """Largest square tile (multiple of ``align``) whose forward pass fits ``fraction`` of the free memory.
 
     ``max_tile`` defaults to 512 on the CPU, where benchmarks/bench_infer.py measured 512 px tiles
     1.3-2x faster than one untiled pass and ~2.3x faster than 2048 px tiles at 2152x1436 (two runs on a
@@ -177,13 +177,26 @@ def auto_tile_size(model: torch.nn.Module, device: torch.device, fraction: float
     budget = available_memory(device) * fraction
     side = int(math.sqrt(max(budget, 0) / bytes_per_pixel(model)))
     side = max(min_tile, min(max_tile, side))
-    return side - side % ALIGN
+    return max(side - side % align, align)
+
+
+def model_tiling(model: torch.nn.Module) -> tuple[int, int, int, bool]:
+    """How to tile ``model`` (see :mod:`lbag.models.registry`): (tile alignment = lcm(4, its pad
+    multiple), default overlap, smallest automatic tile, keep the whole image when memory allows).
+    The MIMO-UNet family and unknown networks: (4, DEFAULT_OVERLAP, 128, False)."""
+    from .models.registry import spec_of
+
+    spec = spec_of(model)
+    if spec is None:
+        return ALIGN, DEFAULT_OVERLAP, 128, False
+    return spec.tile_align, spec.tile_overlap, spec.min_tile, spec.whole_image
 
 
 # --- inference ------------------------------------------------------------------------------------
-def tiling(tile: int | None, overlap: int) -> tuple[int | None, int]:
+def tiling(tile: int | None, overlap: int, align: int = ALIGN) -> tuple[int | None, int]:
     """The tile side and overlap :func:`deblur_tensor` actually uses: the tile rounded down to a multiple
-    of 4 (at least 8; None = automatic, 0 = untiled stay), the overlap rounded up to one.
+    of ``align`` (4, or the model's pad multiple; at least 2 x align; None = automatic, 0 = untiled
+    stay), the overlap rounded up to one.
 
     Raises:
         ValueError: a negative value, or an overlap that does not fit in the tile after rounding.
@@ -192,28 +205,60 @@ def tiling(tile: int | None, overlap: int) -> tuple[int | None, int]:
         raise ValueError(f"tile must be >= 0, got {tile}")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    overlap += (-overlap) % ALIGN
+    overlap += (-overlap) % align
     if tile:
-        tile = max(tile - tile % ALIGN, 2 * ALIGN)
+        tile = max(tile - tile % align, 2 * align)
         if overlap >= tile:
             raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile}), both rounded to "
-                             f"multiples of {ALIGN}")
+                             f"multiples of {align}")
     return tile, overlap
+
+
+def _tiled(forward: Callable[[torch.Tensor], DeblurOutput], x: torch.Tensor, tile: int, overlap: int,
+           align: int, dev: torch.device, progress: Callable[[int, int], None] | None
+           ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Run ``forward`` over overlapping tiles of ``x`` (sides multiples of ``align``) and blend them.
+
+    Returns:
+        (image, mask or None, number of tiles), at the size of ``x``.
+    """
+    b, _, H, W = x.shape
+    rows, cols = _axis_plan(H, tile, overlap, align), _axis_plan(W, tile, overlap, align)
+    acc = torch.zeros(b, 3, H, W)
+    acc_mask: torch.Tensor | None = None
+    norm = torch.zeros(1, 1, H, W)
+    total, done = len(rows) * len(cols), 0
+    for y0, wy in rows:
+        for x0, wx in cols:
+            th, tw = wy.numel(), wx.numel()
+            out = forward(x[..., y0:y0 + th, x0:x0 + tw].to(dev))
+            weight = (wy[:, None] * wx[None, :])[None, None]
+            acc[..., y0:y0 + th, x0:x0 + tw] += out.images[-1].float().cpu() * weight
+            if out.masks[-1] is not None:
+                if acc_mask is None:
+                    acc_mask = torch.zeros(b, 1, H, W)
+                acc_mask[..., y0:y0 + th, x0:x0 + tw] += out.masks[-1].float().cpu() * weight
+            norm[..., y0:y0 + th, x0:x0 + tw] += weight
+            done += 1
+            if progress:
+                progress(done, total)
+    return acc / norm, None if acc_mask is None else acc_mask / norm, total
 
 
 @torch.inference_mode()
 def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = None,
-                  overlap: int = DEFAULT_OVERLAP, forward: Callable[[torch.Tensor], DeblurOutput] | None = None,
+                  overlap: int | None = None, forward: Callable[[torch.Tensor], DeblurOutput] | None = None,
                   device: torch.device | str | None = None, progress: Callable[[int, int], None] | None = None
                   ) -> DeblurResult:
     """Deblur images of any size at full resolution.
 
     Args:
-        model: a MIMO-UNet/LBAG network (put in eval mode here).
+        model: any network of :mod:`lbag.models` (put in eval mode here).
         x: blurred images (B, 3, H, W) or (3, H, W), float in [0, 1].
         tile: tile side in pixels (see :func:`tiling`); None = automatic from the free memory; 0 = never
-            tile (whole image in one pass).
-        overlap: overlap between neighbouring tiles in pixels (rounded up to a multiple of 4).
+            tile (whole image in one pass, padded by the network itself as its official code does).
+        overlap: overlap between neighbouring tiles in pixels, rounded up to the model's tile alignment
+            (None: the model's default, :func:`model_tiling`; DEFAULT_OVERLAP for MIMO-UNet / LBAG).
         forward: the per-tile call ``forward(x) -> DeblurOutput`` (default: ``model`` itself; pass an
             :class:`lbag.accel.InferencePath` for a faster path).
         device: where the network runs (default: the model's device). Results come back on the CPU.
@@ -232,50 +277,30 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
         raise ValueError(f"expected images of shape (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"expected a float tensor in [0, 1], got {x.dtype}")
-    tile, overlap = tiling(tile, overlap)
+    align, default_overlap, min_tile, whole_image = model_tiling(model)
+    tile, overlap = tiling(tile, default_overlap if overlap is None else overlap, align)
     model.eval()
     forward = forward or model
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     x = x.float().cpu()
     if tile is None:
-        tile = auto_tile_size(model, dev)
-    # Pad like the network does (bottom/right to a multiple of 4) so tiles share its pixel grid.
-    ph, pw = (-h) % ALIGN, (-w) % ALIGN
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    H, W = x.shape[-2:]
-
-    if tile <= 0 or (tile >= H and tile >= W):
+        tile = auto_tile_size(model, dev, min_tile=min_tile, align=align,
+                              max_tile=max(h, w) + align if whole_image else None)
+    # Tiles share the network's pixel grid: the image is padded bottom/right to the tile alignment.
+    ph, pw = (-h) % align, (-w) % align
+    if tile <= 0 or (tile >= h + ph and tile >= w + pw):
         tile, total = 0, 1
-        out = forward(x.to(dev))
+        out = forward(x.to(dev))  # the network pads (and crops back) itself
         image = out.images[-1].float().cpu()
         mask = None if out.masks[-1] is None else out.masks[-1].float().cpu()
         if progress:
             progress(1, 1)
     else:
-        rows, cols = _axis_plan(H, tile, overlap), _axis_plan(W, tile, overlap)
-        acc = torch.zeros(b, 3, H, W)
-        acc_mask: torch.Tensor | None = None
-        norm = torch.zeros(1, 1, H, W)
-        total, done = len(rows) * len(cols), 0
-        for y0, wy in rows:
-            for x0, wx in cols:
-                th, tw = wy.numel(), wx.numel()
-                out = forward(x[..., y0:y0 + th, x0:x0 + tw].to(dev))
-                weight = (wy[:, None] * wx[None, :])[None, None]
-                acc[..., y0:y0 + th, x0:x0 + tw] += out.images[-1].float().cpu() * weight
-                if out.masks[-1] is not None:
-                    if acc_mask is None:
-                        acc_mask = torch.zeros(b, 1, H, W)
-                    acc_mask[..., y0:y0 + th, x0:x0 + tw] += out.masks[-1].float().cpu() * weight
-                norm[..., y0:y0 + th, x0:x0 + tw] += weight
-                done += 1
-                if progress:
-                    progress(done, total)
-        image = acc / norm
-        mask = None if acc_mask is None else acc_mask / norm
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        image, mask, total = _tiled(forward, x, tile, overlap, align, dev, progress)
     image = image[..., :h, :w].clamp(0, 1)
     mask = None if mask is None else mask[..., :h, :w]
     if squeeze:
@@ -457,7 +482,7 @@ def check_outputs(jobs: list[DeblurJob], out_dir: str | os.PathLike, save_mask: 
 
 
 def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch.nn.Module,
-                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, save_mask: bool = False,
+                 tile: int | None = None, overlap: int | None = None, save_mask: bool = False,
                  compare: bool = False, device: str | torch.device = "cpu",
                  forward: Callable[[torch.Tensor], DeblurOutput] | None = None,
                  progress: bool = True, report=print) -> tuple[list[Path], list[str]]:

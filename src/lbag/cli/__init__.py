@@ -18,7 +18,8 @@ from ..atomic import WriteError
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 # Subcommand modules, in the order ``lbag --help`` lists them.
-SUBCOMMANDS = ("demo", "synth", "capture", "masks", "data", "train", "evaluate", "deblur", "report")
+SUBCOMMANDS = ("demo", "synth", "capture", "masks", "data", "train", "evaluate", "deblur", "report", "models",
+               "table", "compare")
 
 
 class UserError(Exception):

@@ -1,7 +1,8 @@
 """``lbag deblur``: deblur images with LBAG (Li et al., AAAI 2023); no mask needed.
 
 Full resolution on bounded memory (tiled with overlap and seamless blending); the bundled model by
-default, ``--weights`` for our checkpoints or the published LBAG / MIMO-UNet files.
+default, ``--weights`` for our checkpoints or any published checkpoint of the Table 1 networks
+(LBAG, MIMO-UNet, DeepDeblur, DeblurGAN-v2, SRN-DeblurNet, HINet, NAFNet; see ``lbag models``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ def register(sub) -> None:
                    "dataset root / split folder")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--weights", default=None, metavar="FILE",
-                   help="weights file (default: the bundled lbag_small_synth model)")
+                   help="weights file: ours or a published checkpoint of any `lbag models` architecture, "
+                        "recognised from its keys (default: the bundled lbag_small_synth model)")
     p.add_argument("--save-mask", action="store_true", help="also write the predicted blur mask <stem>_mask.png")
     p.add_argument("--compare", action="store_true", help="also write <stem>_compare.png (blurred | deblurred | mask)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="tile side in pixels (default: automatic from free memory; 0: never tile)")
     p.add_argument("--overlap", type=int, default=None, metavar="N", help="overlap between tiles in pixels "
-                   "(default: the measured default of lbag.infer)")
+                   "(default: the model's, see `lbag models`; 64 for LBAG / MIMO-UNet)")
     p.add_argument("--split", default="test", help="split to deblur when INPUT is a dataset root (default: test)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--path", default="auto", metavar="PATH",
@@ -44,6 +46,7 @@ def run(args) -> int:
         collect_inputs,
         deblur_files,
         load_for_inference,
+        model_tiling,
         tiling,
     )
     from ..models import CheckpointError
@@ -73,6 +76,11 @@ def run(args) -> int:
         model = load_for_inference(args.weights, device=device)
     except (CheckpointError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
+    try:  # again with the model's tile alignment and default overlap
+        align, model_overlap = model_tiling(model)[:2]
+        tile, overlap = tiling(args.tile, model_overlap if args.overlap is None else args.overlap, align)
+    except ValueError as exc:
+        raise UserError(f"--tile/--overlap: {exc}") from None
     try:
         runner = prepare(model, device, args.path)
     except ValueError as exc:
