@@ -117,3 +117,29 @@ def test_compare_errors_are_one_line(dataset, tmp_path, capsys):
     assert "image 's09/00/00' is not in the ground truth" in capsys.readouterr().err
     assert main(["compare", str(out / "hinet"), "--gt", str(root), "-o", str(png), "--crop", "1,2"]) == 2
     assert "expected X,Y,SIZE" in capsys.readouterr().err
+
+
+def test_deblur_and_evaluate_with_a_baseline_checkpoint(dataset, tmp_path, capsys):
+    import torch
+
+    from lbag.models import srn_deblur
+
+    root, _out, _evals = dataset
+    torch.manual_seed(0)
+    weights = tmp_path / "srn.pth"
+    torch.save({"params": srn_deblur().state_dict()}, weights)  # a BasicSR-style container
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "srn_out"
+        assert main(["deblur", "--quiet", str(root), "-o", str(out), "--weights", str(weights), "--tile", "40",
+                     "--overlap", "8"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    printed = capsys.readouterr().out
+    assert "channels_last" in printed  # bf16 is chosen automatically for the MIMO-UNet family only
+    assert all(cv2.imread(str(out / f"{name}.png")).shape == (H, W, 3) for name in NAMES)
+    report = tmp_path / "srn_eval"
+    assert main(["evaluate", "--pred", str(out), "--gt", str(root), "--out", str(report), "--no-aligned",
+                 "--workers", "1"]) == 0
+    assert json.loads((report / "summary.json").read_text())["n_images"] == len(NAMES)
