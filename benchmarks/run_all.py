@@ -25,6 +25,7 @@ DURATIONS = HERE / "results" / "durations.json"
 # (name, script, arguments); the name is also the results file the script writes.
 BENCHMARKS = [
     ("model", "bench_model.py", []),
+    ("baselines", "bench_baselines.py", []),
     ("infer_paths", "bench_infer_paths.py", ["--full", "--compile"]),
     ("infer", "bench_infer.py", []),
     ("train", "bench_train.py", []),

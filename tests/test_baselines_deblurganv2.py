@@ -13,13 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from lbag.config import ConfigError, GANConfig, load_config
+from lbag.config import ConfigError, GANConfig, config_to_dict, load_config
 from lbag.gan import (DeblurGANv2Criterion, DeblurGANv2Loss, NLayerDiscriminator, RaGANLS, VGG19Conv33,
                       load_vgg19_features)
 from lbag.models import DeblurOutput
 from lbag.models.deblurganv2 import (INFO, MODELS, DeblurGANv2, InceptionResNetV2, MobileNetV2, deblurganv2,
                                      load_backbone_weights)
 
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "baseline_deblurganv2.yaml"
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "baselines" / "deblurganv2_official.json").read_text())
 BACKBONES = ("mobilenet", "inception")
 
@@ -250,3 +251,16 @@ def test_criterion_runs_in_a_multiscale_loss_slot_and_resumes(vgg_file):
     assert list(fresh.objective.patch_loss.fake_pool) == list(crit.objective.patch_loss.fake_pool)
     assert fresh.opt_d.state_dict()["state"].keys() == crit.opt_d.state_dict()["state"].keys()
     torch.testing.assert_close(fresh.objective.full_d.state_dict(), crit.objective.full_d.state_dict())
+
+
+def test_shipped_config_carries_the_gan_section(tmp_path):
+    import yaml
+
+    assert load_config(CONFIG).gan.vgg19_weights is None  # required at training time, not at load
+    cfg = load_config(CONFIG, overrides=["gan.vgg19_weights=/x/vgg19.pth"])
+    assert cfg.model.name == "deblurganv2_inception" and cfg.gan.vgg19_weights == "/x/vgg19.pth"
+    assert (cfg.gan.content, cfg.gan.perceptual, cfg.gan.adversarial) == (0.5, 0.006, 0.01)
+    assert (cfg.gan.pool_size, cfg.gan.patch_layers, cfg.gan.full_layers) == (50, 3, 5)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    assert load_config(saved) == cfg  # the gan section round-trips like the others

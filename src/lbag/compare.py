@@ -102,12 +102,14 @@ def comparison_rows(item: EvalItem, methods: list[tuple[str, Path]], crops: list
     crops = [c.clipped(h, w) for c in crops] if crops else auto_crops(mask, h, w, crop_count, crop_size)
     rows = []
     for crop in crops:
-        panels = ([("input", crop.take(blur))] if blur is not None else []) + [(lab, crop.take(img)) for lab, img in preds]
+        panels = [("input", crop.take(blur))] if blur is not None else []
+        panels += [(lab, crop.take(img)) for lab, img in preds]
         panels.append(("ground truth", crop.take(gt)))
         if mask is not None:
             panels.append(("mask", mask_to_rgb(crop.take(mask).astype(np.float32))))
         if zoom > 1:
-            panels = [(lab, cv2.resize(p, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)) for lab, p in panels]
+            panels = [(lab, cv2.resize(p, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST))
+                      for lab, p in panels]
         rows.append(comparison_picture(panels, max_width=1 << 16))
     return rows
 

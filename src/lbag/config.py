@@ -217,10 +217,11 @@ class TrainConfig:
 # --- validation -----------------------------------------------------------------------------------
 def _validate(cfg: TrainConfig) -> None:
     """Value checks that types alone cannot express. Raises ValueError with the dotted key."""
-    from .models import PRESETS
+    from .models import architectures
 
+    names = list(architectures())  # the MIMO-UNet family and every importable Table 1 baseline
     checks = [
-        (cfg.model.name in PRESETS, "model.name", f"must be one of {sorted(PRESETS)}, got {cfg.model.name!r}"),
+        (cfg.model.name in names, "model.name", f"must be one of {names}, got {cfg.model.name!r}"),
         (cfg.data.patch_size >= 16 and cfg.data.patch_size % 4 == 0, "data.patch_size",
          f"must be a multiple of 4 and >= 16, got {cfg.data.patch_size}"),
         (0.0 <= cfg.data.bapc_prob <= 1.0, "data.bapc_prob", f"must be in [0, 1], got {cfg.data.bapc_prob}"),
