@@ -111,13 +111,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the multi-scale loss terms (paper section 4); 0 switches a term off (ablations)."""
+    """Weights of the multi-scale loss terms (paper section 4); 0 switches a term off (ablations).
+
+    ``kind`` picks the objective: ``lbag`` (these weights) or a Table 1 baseline's published one
+    (``deepdeblur``, ``srn``, ``hinet``, ``nafnet``: :mod:`lbag.baseline_losses`; the weights are unused).
+    """
 
     l1: float = 1.0
     ssim: float = 1.0
     fft: float = 0.1
     mask: float = 0.1
     shift: bool = True
+    kind: str = "lbag"
 
 
 @dataclass(frozen=True)
@@ -217,11 +222,14 @@ class TrainConfig:
 # --- validation -----------------------------------------------------------------------------------
 def _validate(cfg: TrainConfig) -> None:
     """Value checks that types alone cannot express. Raises ValueError with the dotted key."""
+    from .baseline_losses import KINDS
     from .models import architectures
 
     names = list(architectures())  # the MIMO-UNet family and every importable Table 1 baseline
+    kinds = ["lbag", *KINDS]
     checks = [
         (cfg.model.name in names, "model.name", f"must be one of {names}, got {cfg.model.name!r}"),
+        (cfg.loss.kind in kinds, "loss.kind", f"must be one of {kinds}, got {cfg.loss.kind!r}"),
         (cfg.data.patch_size >= 16 and cfg.data.patch_size % 4 == 0, "data.patch_size",
          f"must be a multiple of 4 and >= 16, got {cfg.data.patch_size}"),
         (0.0 <= cfg.data.bapc_prob <= 1.0, "data.bapc_prob", f"must be in [0, 1], got {cfg.data.bapc_prob}"),
@@ -254,7 +262,7 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, key, msg in checks:
         if not ok:
             raise ValueError(f"{key}: {msg}")
-    if cfg.loss.ssim > 0 and cfg.data.patch_size < 44:
+    if cfg.loss.kind == "lbag" and cfg.loss.ssim > 0 and cfg.data.patch_size < 44:
         # The 1/4-scale output of a P-px patch is P/4 px and SSIM's valid 11x11 window needs 11 of them.
         raise ValueError(f"data.patch_size: the SSIM loss needs patches of at least 44 px (1/4 scale >= 11), "
                          f"got {cfg.data.patch_size}")

@@ -424,6 +424,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         FileNotFoundError: no dataset (and no ``data.synth`` to generate one), or ``--resume`` without
             a checkpoint.
     """
+    from .baseline_losses import baseline_loss
     from .data import TrainDataset, ValDataset
     from .losses import MultiScaleLoss
 
@@ -465,8 +466,12 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         model = model.to(device, memory_format=fmt).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=oc.lr_step, gamma=oc.lr_gamma)
-        criterion = MultiScaleLoss(l1=cfg.loss.l1, ssim=cfg.loss.ssim, fft=cfg.loss.fft,
-                                   mask=cfg.loss.mask if model.config.gated else 0.0, shift=cfg.loss.shift)
+        if cfg.loss.kind == "lbag":
+            gated = getattr(getattr(model, "config", None), "gated", False)  # baselines have no gate
+            criterion = MultiScaleLoss(l1=cfg.loss.l1, ssim=cfg.loss.ssim, fft=cfg.loss.fft,
+                                       mask=cfg.loss.mask if gated else 0.0, shift=cfg.loss.shift)
+        else:  # a Table 1 baseline's published objective
+            criterion = baseline_loss(cfg.loss.kind)
 
         step, best, skipped_total, bad_run = 0, None, 0, 0
         start = None
