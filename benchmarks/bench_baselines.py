@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -98,6 +99,7 @@ def main() -> None:
     from lbag.models import architectures
     from lbag.table1 import count_macs
 
+    start_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     names = args.models.split(",") if args.models else list(architectures())
     sizes = [s for s in ("256", "full") if s in args.sizes.split(",")]
     results, macs = [], {}
@@ -110,7 +112,9 @@ def main() -> None:
                 macs[(name, size)] = f"{count_macs(name, h, w) / 1e9:,.1f}"
             except Exception:  # not countable: the table says '-'
                 pass
-    body = (f"Random weights, batch 1, {args.threads} threads, the default path of `lbag deblur` "
+    body = (f"1-minute load average when the run started: {start_load:.1f} on {os.cpu_count()} cores (other jobs slow "
+            "every figure).\n\n"
+            f"Random weights, batch 1, {args.threads} threads, the default path of `lbag deblur` "
             "(`prepare(model, 'cpu', 'auto')`); each case in its own process. Peak RSS of the whole process "
             "(Python + torch + model + activations), the model alone in parentheses.\n")
     header = ["model", "path", "GMAC", "median s", "min s", "peak RSS MB (model)", "tiling"]
