@@ -187,7 +187,8 @@ class DeepDeblur(nn.Module):
         images = []
         for s in reversed(range(self.n_scales)):  # coarse -> fine
             scale = 2 ** s
-            img = (outputs[s] + mean) / self.rgb_range
+            # At least float32 for the shift back: under bf16 autocast, 127.5 + x would round again.
+            img = (outputs[s].to(torch.promote_types(outputs[s].dtype, x.dtype)) + mean) / self.rgb_range
             images.append(img[..., :math.ceil(h / scale), :math.ceil(w / scale)])
         return DeblurOutput(images, [None] * self.n_scales)
 
