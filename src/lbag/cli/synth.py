@@ -33,32 +33,50 @@ def register(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.25, help="share of scenes in the test split")
     p.add_argument("--blur-extent", default="15,70", help="LOW,HIGH blur extent in pixels")
     p.add_argument("--blurred-area", default="0.05,0.20", help="LOW,HIGH blurred fraction of the frame")
-    p.add_argument("--images", default=None, help="folder of your own sharp photos to use as sources")
+    p.add_argument("--images", default=None,
+                   help="folder of your own sharp photos: backgrounds and moving objects come only from them, "
+                        "split by photo so the test scenes use photos no training scene uses")
+    p.add_argument("--sharp-at", choices=("start", "middle"), default="start",
+                   help="where the sharp exposure sits in the long one: start (ReLoBlur's protocol, default) or "
+                        "middle (centred; a symmetric streak then determines the target)")
+    p.add_argument("--object-shape", choices=("cutout", "blob"), default="cutout",
+                   help="moving objects cut from the texture photo along its colour edges (default) or smooth blobs")
     p.add_argument("--no-noise", action="store_true", help="noise-free pairs")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import sys
+
     from ..data.synth import SynthConfig, generate
 
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
     kw = {}
     if args.images:
         if not os.path.isdir(args.images):
             raise UserError(f"--images {args.images}: not a folder")
-        kw["images_dir"] = args.images
+        kw.update(images_dir=args.images, sources=("folder",))  # only the user's photos
     if args.no_noise:
         kw.update(full_well=float("inf"), read_noise=0.0)
     try:
         cfg = SynthConfig(size=_size(args.size), scenes=args.scenes, seed=args.seed,
                           images_per_sequence=args.images_per_scene, test_fraction=args.test_fraction,
-                          blur_extent=_range(args.blur_extent), blurred_area=_range(args.blurred_area), **kw)
+                          blur_extent=_range(args.blur_extent), blurred_area=_range(args.blurred_area),
+                          sharp_at=args.sharp_at, object_shape=args.object_shape, **kw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    summary = generate(args.out, cfg, workers=max(1, args.workers))
+    try:
+        summary = generate(args.out, cfg, workers=args.workers, warn=lambda m: print(m, file=sys.stderr))
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
     n = len(summary["samples"])
     areas = [s["blurred_area"] for s in summary["samples"]]
     mean = sum(areas) / n if n else 0.0
+    skipped = summary.get("photos", {}).get("skipped", [])
+    if skipped:
+        print(f"{len(skipped)} unreadable photo(s) skipped (listed in synth.json)", file=sys.stderr)
     print(f"{args.out}: {n} pairs ({sum(1 for s in summary['samples'] if s['split'] == 'test')} test), "
           f"mean blurred area {mean:.1%}")
     return 0

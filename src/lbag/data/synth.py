@@ -12,7 +12,8 @@ instead of convolving with blur kernels:
 * per layer a trajectory over the exposure t in [0, 1]: translation with acceleration, rotation and
   scaling, composited in LINEAR light and integrated with enough sub-frames that consecutive
   positions are at most ``subframe_step`` pixels apart (no visible stepping);
-* the sharp frame integrates t in [0, sharp_exposure] (the start of the long exposure), both frames
+* the sharp frame integrates t in [0, sharp_exposure] (the start of the long exposure, as ReLoBlur's
+  cameras do) or, with ``sharp_at='middle'``, a window of that length centred in it; both frames
   are normalised to the same energy, then get shot + read noise, clipping of over-exposed highlights
   (objects carry specular highlights brighter than the white point, whose smear only a linear-light
   integration reproduces) and sRGB encoding to 8 bits;
@@ -24,8 +25,11 @@ Several images of a scene share its background, as in ReLoBlur, which LBFMG mask
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +40,10 @@ import numpy as np
 from ..atomic import write_json
 from ..srgb import srgb_decode, srgb_encode
 from .layout import decode_image, list_images, write_image, write_mask
+
+
+SHARP_AT = ("start", "middle")
+OBJECT_SHAPES = ("cutout", "blob")
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,19 @@ class SynthConfig:
         max_acceleration: |a| / |v| at most (velocity never reverses along the main direction).
         subframe_step: largest motion of any point between two sub-frames (px).
         min_subframes: at least this many sub-frames for the long exposure.
-        sharp_exposure: t_S / t_L; the sharp frame integrates the first part of the long exposure.
+        sharp_exposure: t_S / t_L, the length of the sharp frame's exposure.
+        sharp_at: where the sharp exposure sits inside the long one: 'start' (ReLoBlur: both cameras
+            start together) or 'middle' (centred: a symmetric streak determines the target).
+        object_shape: outline of the moving objects: 'cutout' (a region grown over the superpixels of
+            the texture image, so outlines follow real colour edges) or 'blob' (a smooth random blob).
         exposure: range of the scene's linear gain.
         highlight_prob: probability that an object carries specular highlights.
         highlight_radiance: peak linear radiance of highlights (1.0 = white point; above clips).
         full_well: photo-electrons at the white point (shot noise sigma = sqrt(L / full_well)).
         read_noise: read-noise sigma in linear units; 0 with full_well = inf gives noise-free pairs.
-        mask_threshold: alpha above which a pixel counts as touched by a moving layer.
+        mask_threshold: alpha above which a pixel counts as touched by a moving layer (0: any alpha; a
+            threshold such as 1/510 is not enough in dark regions, where the sRGB curve is steep enough
+            for an alpha of 1/510 times a bright object colour to move a pixel by several 8-bit levels).
         sources: background/texture sources among 'deadleaves', 'photos' (scikit-image samples),
             'folder' (``images_dir``); 'folder' is added automatically when ``images_dir`` is set.
         images_dir: folder of the user's sharp photos.
@@ -81,12 +95,14 @@ class SynthConfig:
     subframe_step: float = 0.5
     min_subframes: int = 16
     sharp_exposure: float = 1 / 30
+    sharp_at: str = "start"
+    object_shape: str = "cutout"
     exposure: tuple[float, float] = (0.7, 1.3)
     highlight_prob: float = 0.5
     highlight_radiance: tuple[float, float] = (1.5, 6.0)
     full_well: float = 4000.0
     read_noise: float = 0.002
-    mask_threshold: float = 1 / 510
+    mask_threshold: float = 0.0
     sources: tuple[str, ...] = ("deadleaves", "photos")
     images_dir: str | None = None
     seed: int = 0
@@ -109,6 +125,10 @@ class SynthConfig:
             raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
         if not 0 < self.sharp_exposure <= 1:
             raise ValueError(f"sharp_exposure must be in (0, 1], got {self.sharp_exposure}")
+        if self.sharp_at not in SHARP_AT:
+            raise ValueError(f"sharp_at must be one of {', '.join(SHARP_AT)}, got {self.sharp_at!r}")
+        if self.object_shape not in OBJECT_SHAPES:
+            raise ValueError(f"object_shape must be one of {', '.join(OBJECT_SHAPES)}, got {self.object_shape!r}")
         if self.subframe_step <= 0:
             raise ValueError(f"subframe_step must be > 0, got {self.subframe_step}")
         unknown = set(self.sources) - {"deadleaves", "photos", "folder"}
@@ -175,12 +195,104 @@ def _folder_photos(folder: str) -> list[Path]:
     return _photo_cache[key]  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class PhotoPools:
+    """The user's photos split by photo (not by scene): test scenes use only the test photos, so a
+    held-out test split shows backgrounds AND objects the training split never saw.
+
+    Attributes:
+        train, test: photo paths of each split (the same list for both when the folder is too small
+            to split; ``shared`` is then True).
+        skipped: (path, reason) of photos that could not be decoded.
+    """
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    shared: bool = False
+
+    def for_split(self, split: str) -> tuple[str, ...]:
+        return self.test if split == "test" else self.train
+
+
+def _photo_is_test(path: Path, folder: Path, test_fraction: float) -> bool:
+    """A stable pseudo-random split by the photo's path inside the folder (independent of the seed)."""
+    name = path.relative_to(folder).as_posix() if path.is_relative_to(folder) else path.name
+    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64 < test_fraction
+
+
+def photo_pools(folder: str | os.PathLike, test_fraction: float, warn=None) -> PhotoPools:
+    """Check every photo of ``folder`` once (unreadable ones are reported and skipped) and split them.
+
+    Raises:
+        FileNotFoundError: the folder holds no readable image.
+    """
+    root = Path(folder)
+    good, skipped = [], []
+    for path in _folder_photos(str(folder)):
+        try:
+            img = _load_folder_photo(path)
+            if img.ndim != 3 or min(img.shape[:2]) < 16:
+                raise ValueError(f"{path}: too small or not a colour image (shape {img.shape})")
+        except (OSError, ValueError, cv2.error) as exc:
+            reason = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            skipped.append((str(path), reason))
+            if warn is not None:
+                warn(f"lbag synth: skipping {reason}")
+            continue
+        good.append(path)
+    if not good:
+        raise FileNotFoundError(f"{folder}: none of its {len(skipped)} images could be read")
+    test = tuple(str(p) for p in good if _photo_is_test(p, root, test_fraction))
+    train = tuple(str(p) for p in good if str(p) not in set(test))
+    if not test or not train:
+        every = tuple(str(p) for p in good)
+        return PhotoPools(every, every, tuple(skipped), shared=True)
+    return PhotoPools(train, test, tuple(skipped))
+
+
 def _load_folder_photo(path: Path) -> np.ndarray:
     img = decode_image(path)
     if img.dtype != np.uint8:
         img = np.rint(np.clip(img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 1.0), 0, 1)
                       * 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
     return img
+
+
+_decoded: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def _photo_at_scale(path: str, w: int, h: int) -> np.ndarray:
+    """A photo decoded once per process, reduced to twice the scale at which it covers w x h (the
+    largest zoom any crop uses): big wallpapers cost their full decode only once."""
+    key = (path, w, h)
+    if key not in _decoded:
+        img = _load_folder_photo(Path(path))
+        ih, iw = img.shape[:2]
+        s = 2.0 * max(w / iw, h / ih)
+        if s < 1:
+            img = cv2.resize(img, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_AREA)
+        if len(_decoded) >= 256:
+            _decoded.pop(next(iter(_decoded)))
+        _decoded[key] = img
+    return _decoded[key]
+
+
+def _object_crop(img: np.ndarray, side: int, frame: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A ``side`` x ``side`` patch of ``img`` at 0.35-1.5x the zoom at which the photo covers the frame:
+    near the scene's own scale, so an object carries real structure (edges, parts), neither a flat
+    piece of one surface nor a whole photo shrunk to a thumbnail."""
+    ih, iw = img.shape[:2]
+    s = max(frame[0] / iw, frame[1] / ih) * rng.uniform(0.35, 1.5)
+    src = int(min(min(ih, iw), max(4, round(side / s))))
+    y, x = int(rng.integers(0, ih - src + 1)), int(rng.integers(0, iw - src + 1))
+    patch = img[y:y + src, x:x + src]
+    interp = cv2.INTER_AREA if src > side else cv2.INTER_CUBIC
+    out = cv2.resize(patch, (side, side), interpolation=interp)
+    return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
 
 
 def _cover_crop(img: np.ndarray, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
@@ -254,29 +366,36 @@ def dead_leaves(w: int, h: int, rng: np.random.Generator, r_min: float | None = 
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _source_image(cfg: SynthConfig, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """An 8-bit sRGB (h, w, 3) image from a randomly chosen source."""
+def _source_image(cfg: SynthConfig, w: int, h: int, rng: np.random.Generator,
+                  photos: tuple[str, ...] | None = None, patch: bool = False) -> np.ndarray:
+    """An 8-bit sRGB (h, w, 3) image from a randomly chosen source.
+
+    ``photos`` is the pool of the user's photos for this split (default: the whole ``images_dir``);
+    ``patch`` cuts an object-sized piece (h == w) at the frame's scale instead of covering the frame.
+    """
     sources = list(cfg.sources)
     if cfg.images_dir and "folder" not in sources:
         sources.append("folder")
     kind = sources[int(rng.integers(0, len(sources)))]
     if kind == "photos":
-        photos = _skimage_photos()
-        if photos:
-            img = photos[int(rng.integers(0, len(photos)))]
+        photos_sk = _skimage_photos()
+        if photos_sk:
+            img = photos_sk[int(rng.integers(0, len(photos_sk)))]
             if np.ptp(img.reshape(-1, 3).mean(axis=0)) < 1:  # grey sample: tint it
                 img = np.clip(img.astype(np.float32) * rng.uniform(0.6, 1.1, 3), 0, 255).astype(np.uint8)
-            return _cover_crop(img, w, h, rng)
+            return _object_crop(img, w, cfg.size, rng) if patch else _cover_crop(img, w, h, rng)
     if kind == "folder":
-        files = _folder_photos(str(cfg.images_dir))
-        return _cover_crop(_load_folder_photo(files[int(rng.integers(0, len(files)))]), w, h, rng)
+        pool = photos if photos else tuple(str(p) for p in _folder_photos(str(cfg.images_dir)))
+        img = _photo_at_scale(pool[int(rng.integers(0, len(pool)))], *cfg.size)
+        return _object_crop(img, w, cfg.size, rng) if patch else _cover_crop(img, w, h, rng)
     return dead_leaves(w, h, rng)
 
 
-def make_background(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+def make_background(cfg: SynthConfig, rng: np.random.Generator,
+                    photos: tuple[str, ...] | None = None) -> np.ndarray:
     """A scene background in linear light, float32 (H, W, 3); may exceed 1 at light sources."""
     w, h = cfg.size
-    bg = _LIN_LUT[_source_image(cfg, w, h, rng)] * np.float32(rng.uniform(*cfg.exposure))
+    bg = _LIN_LUT[_source_image(cfg, w, h, rng, photos)] * np.float32(rng.uniform(*cfg.exposure))
     # A few small lamps / reflections above the white point: they clip identically in both frames.
     for _ in range(int(rng.integers(0, 3))):
         _add_highlight(bg, None, rng, cfg, radius=rng.uniform(1.5, 4) * max(w, h) / 512)
@@ -336,13 +455,13 @@ class Layer:
         """Hull points at time t, absolute (x, y)."""
         return self.hull @ self.linear_part(t).T + self.centre(t)
 
-    def extent(self, times: np.ndarray) -> float:
-        """Largest displacement of any object point from its start position over ``times``.
+    def extent(self, times: np.ndarray, t0: float = 0.0) -> float:
+        """Largest displacement of any object point from its position at ``t0`` over ``times``.
 
         Displacement is convex in the sprite point, so its maximum over the object is reached on the
         convex hull: this is exact, not an estimate.
         """
-        p0 = self.points(0.0)
+        p0 = self.points(t0)
         return float(max(np.linalg.norm(self.points(t) - p0, axis=1).max() for t in times))
 
     def affine(self, t: float, origin: tuple[int, int]) -> np.ndarray:
@@ -373,11 +492,76 @@ def _blob_alpha(side: int, rng: np.random.Generator) -> np.ndarray:
     return canvas.astype(np.float32) / 255
 
 
-def _make_layer(cfg: SynthConfig, rng: np.random.Generator, side: int, gain: float) -> Layer:
+def _superpixel_graph(img: np.ndarray, rng: np.random.Generator):
+    """SLIC superpixels of ``img`` with their mean Lab colour, pixel count and 4-neighbour pairs."""
+    from skimage.segmentation import slic
+
+    labels = slic(img, n_segments=int(rng.integers(24, 64)), compactness=float(rng.uniform(5, 20)),
+                  start_label=0, channel_axis=-1)
+    n = int(labels.max()) + 1
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
+    count = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
+    mean = np.stack([np.bincount(labels.ravel(), lab[:, c], n) for c in range(3)], 1) / np.maximum(count, 1)[:, None]
+    pairs = np.concatenate([np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
+                            np.stack([labels[:-1].ravel(), labels[1:].ravel()], 1)])
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return labels, mean, count, pairs, border
+
+
+def _cutout_alpha(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An object-like outline cut from ``img`` (8-bit RGB, square): superpixels are merged, from the
+    centre outwards, with the neighbour closest in colour to the region so far, until 30-60% of the
+    patch is covered; segments touching the patch border are never used, so no outline is a straight
+    crop edge. Holes filled, thin parts opened away, largest part kept, edges anti-aliased."""
+    side = img.shape[0]
+    if side < 16:
+        return _blob_alpha(side, rng)
+    labels, mean, count, pairs, border = _superpixel_graph(img, rng)
+    usable = np.ones(len(count), bool)
+    usable[border] = False
+    c = (side - 1) // 2
+    ys, xs = np.nonzero(usable[labels])
+    if ys.size == 0:
+        return _blob_alpha(side, rng)
+    k = int(np.argmin((ys - c) ** 2 + (xs - c) ** 2))
+    region = {int(labels[ys[k], xs[k]])}
+    target = rng.uniform(0.3, 0.6) * side * side
+    area = count[list(region)].sum()
+    while area < target:
+        inside = np.isin(pairs, list(region))
+        touching = inside[:, 0] ^ inside[:, 1]
+        cand = np.unique(np.where(inside[touching][:, 0], pairs[touching][:, 1], pairs[touching][:, 0]))
+        cand = cand[usable[cand]]
+        if cand.size == 0:
+            break
+        idx = list(region)
+        centre = (mean[idx] * count[idx, None]).sum(0) / count[idx].sum()
+        cost = np.linalg.norm(mean[cand] - centre, axis=1) * rng.uniform(0.8, 1.25, cand.size)
+        best = int(cand[np.argmin(cost)])
+        region.add(best)
+        area += count[best]
+    from scipy.ndimage import binary_fill_holes
+
+    mask = binary_fill_holes(np.isin(labels, list(region))).astype(np.uint8)
+    r = max(1, side // 40)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n < 2 or stats[1:, cv2.CC_STAT_AREA].max() < 0.08 * side * side:
+        return _blob_alpha(side, rng)
+    mask = (comp == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.float32)
+    # Anti-aliased edge in 8-bit steps, like the blob's: no alpha below 1/255 whose (highlight-bright)
+    # colour could show while the pixel stays out of the exact mask.
+    return np.rint(np.clip(cv2.GaussianBlur(mask, (0, 0), 0.7), 0, 1) * 255).astype(np.float32) / 255
+
+
+def _make_layer(cfg: SynthConfig, rng: np.random.Generator, side: int, gain: float,
+                photos: tuple[str, ...] | None = None) -> Layer:
     """An object sprite of about ``side`` px with texture, optional highlights, and a padded canvas."""
     side = max(4, int(side))
-    alpha = _blob_alpha(side, rng)
-    tex = _LIN_LUT[_source_image(cfg, side, side, rng)] * np.float32(gain * rng.uniform(0.8, 1.25))
+    src = _source_image(cfg, side, side, rng, photos, patch=True)
+    alpha = _cutout_alpha(src, rng) if cfg.object_shape == "cutout" else _blob_alpha(side, rng)
+    tex = _LIN_LUT[src] * np.float32(gain * rng.uniform(0.8, 1.25))
     if rng.random() < cfg.highlight_prob:
         for _ in range(int(rng.integers(1, 4))):
             _add_highlight(tex, alpha, rng, cfg, radius=rng.uniform(0.02, 0.06) * side)
@@ -511,9 +695,15 @@ def _integrate(bg: np.ndarray, layers: list[Layer], times: np.ndarray, thr: floa
         touched[y0:y1, x0:x1] |= amax > thr
 
 
-def _n_subframes(layers: list[Layer], span: float, cfg: SynthConfig) -> int:
-    ext = max(l.extent(np.linspace(0, span, 33)) for l in layers)
+def _n_subframes(layers: list[Layer], t0: float, span: float, cfg: SynthConfig) -> int:
+    ext = max(l.extent(np.linspace(t0, t0 + span, 33), t0) for l in layers)
     return max(2, int(np.ceil(ext / cfg.subframe_step)))
+
+
+def sharp_window(cfg: SynthConfig) -> tuple[float, float]:
+    """(start, length) of the sharp exposure inside the long one, in units of the long exposure."""
+    t0 = 0.0 if cfg.sharp_at == "start" else 0.5 - cfg.sharp_exposure / 2
+    return t0, cfg.sharp_exposure
 
 
 def _sensor(linear: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
@@ -528,15 +718,17 @@ def _sensor(linear: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> n
 
 
 def render_sample(cfg: SynthConfig, rng: np.random.Generator, background: np.ndarray | None = None,
-                  keep_linear: bool = False, max_tries: int = 6) -> Rendered:
+                  keep_linear: bool = False, max_tries: int = 6, photos: tuple[str, ...] | None = None) -> Rendered:
     """Render one sharp/blurred pair with its exact mask over ``background`` (linear, (H, W, 3)).
+
+    ``photos`` restricts the user's photos (``cfg.images_dir``) to one split's pool.
 
     Object sizes are solved so that the blurred area falls in ``cfg.blurred_area``: a first guess
     from the swept-area formula, then rescaled by the measured area until it fits.
     """
     w, h = cfg.size
     if background is None:
-        background = make_background(cfg, rng)
+        background = make_background(cfg, rng, photos)
     if background.shape != (h, w, 3):
         raise ValueError(f"background must be {h}x{w}x3, got {background.shape}")
     n_obj = int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))
@@ -557,16 +749,17 @@ def render_sample(cfg: SynthConfig, rng: np.random.Generator, background: np.nda
         layers = []
         for side, e, ls in zip(sides, extents, layer_seeds):
             lrng = np.random.default_rng(int(ls))
-            layer = _make_layer(cfg, lrng, side, gain)
+            layer = _make_layer(cfg, lrng, side, gain, photos)
             _set_motion(layer, float(e), cfg, lrng)
             layers.append(layer)
         prng = np.random.default_rng(place_seed)
         for layer in layers:
             _place(layer, w, h, prng)
-        n_long = max(cfg.min_subframes, _n_subframes(layers, 1.0, cfg))
-        n_short = _n_subframes(layers, cfg.sharp_exposure, cfg)
+        s0, s_len = sharp_window(cfg)
+        n_long = max(cfg.min_subframes, _n_subframes(layers, 0.0, 1.0, cfg))
+        n_short = _n_subframes(layers, s0, s_len, cfg)
         t_long = (np.arange(n_long) + 0.5) / n_long  # midpoint rule over the exposure
-        t_short = (np.arange(n_short) + 0.5) / n_short * cfg.sharp_exposure
+        t_short = s0 + (np.arange(n_short) + 0.5) / n_short * s_len
         # Area from a cheap alpha-only pass at a quarter of the sub-frames (blobs are fat, so the
         # union hardly changes), then the exact mask from the full render below.
         area = _swept_area(layers, t_long[::4] if n_long >= 8 else t_long, w, h, cfg.mask_threshold)
@@ -629,41 +822,71 @@ def _sample_paths(out: Path, split: str, scene: str, seq: int, idx: int) -> tupl
             out / "masks" / split / scene / f"{seq:02d}" / f"{idx:02d}.png")
 
 
-def _render_scene(args: tuple[SynthConfig, str, int, str]) -> list[dict]:
-    """Render the missing samples of one scene; returns their statistics."""
-    cfg, out, scene_i, split = args
+def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per scene already uses the cores
+
+
+def _sample_stats(r: Rendered, name: str, split: str) -> dict:
+    return {"name": name, "split": split, "blurred_area": r.blurred_area, "extents": r.extents,
+            "subframes": r.subframes}
+
+
+def _render_scene(args: tuple) -> list[dict]:
+    """Render the missing samples of one scene; returns the statistics of every sample of the scene
+    that is not in ``known`` (samples already on disk are re-derived, not rewritten, so the summary
+    describes everything on disk after an interrupted run)."""
+    cfg, out, scene_i, split, photos, known = args
     out_p = Path(out)
     scene = f"s{scene_i + 1:02d}"
-    todo = []
+    jobs = []
     for seq in range(cfg.sequences_per_scene):
         for idx in range(cfg.images_per_sequence):
+            name = f"{scene}/{seq:02d}/{idx:02d}"
             paths = _sample_paths(out_p, split, scene, seq, idx)
             # The mask is written last: if it exists, the pair before it is complete.
-            if not all(p.is_file() and p.stat().st_size > 0 for p in paths):
-                todo.append((seq, idx, paths))
+            done = all(p.is_file() and p.stat().st_size > 0 for p in paths)
+            if not done or name not in known:
+                jobs.append((seq, idx, name, paths, done))
     stats = []
-    if not todo:
+    if not jobs:
         return stats
-    background = make_background(cfg, np.random.default_rng([cfg.seed, scene_i, 1_000_003]))
-    for seq, idx, (p_sharp, p_blur, p_mask) in todo:
-        r = render_sample(cfg, np.random.default_rng([cfg.seed, scene_i, seq, idx]), background)
-        write_image(p_sharp, r.sharp)
-        write_image(p_blur, r.blur)
-        write_mask(p_mask, r.mask)
-        stats.append({"name": f"{scene}/{seq:02d}/{idx:02d}", "split": split, "blurred_area": r.blurred_area,
-                      "extents": r.extents, "subframes": r.subframes})
+    background = make_background(cfg, np.random.default_rng([cfg.seed, scene_i, 1_000_003]), photos)
+    for seq, idx, name, (p_sharp, p_blur, p_mask), done in jobs:
+        r = render_sample(cfg, np.random.default_rng([cfg.seed, scene_i, seq, idx]), background, photos=photos)
+        if not done:
+            write_image(p_sharp, r.sharp)
+            write_image(p_blur, r.blur)
+            write_mask(p_mask, r.mask)
+        stats.append(_sample_stats(r, name, split))
     return stats
+
+
+def _previous_samples(summary_path: Path, cfg: SynthConfig) -> dict[str, dict]:
+    """Per-sample statistics of an earlier run with the same configuration (empty if none)."""
+    if not summary_path.is_file():
+        return {}
+    try:
+        prev = json.loads(summary_path.read_text())
+        if prev.get("config") == _config_dict(cfg):
+            return {s["name"]: s for s in prev.get("samples", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # unreadable summary: rebuilt from the samples on disk
+    return {}
 
 
 def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, scenes: int | None = None,
              size: tuple[int, int] | None = None, seed: int | None = None, workers: int = 1,
-             progress: bool = True, **overrides) -> dict:
+             progress: bool = True, warn=None, **overrides) -> dict:
     """Write a synthetic locally blurred dataset in the ReLoBlur layout.
 
     ``OUT/dataset/{train,test}/sNN/SS/II_{sharp,blur}.png``, exact masks in ``OUT/masks/...`` and
-    ``OUT/synth.json`` (the configuration and per-sample statistics). Deterministic for a given
-    configuration; samples already on disk are skipped, so an interrupted run resumes.
+    ``OUT/synth.json`` (the configuration, the photo split and per-sample statistics, rewritten after
+    every scene). Deterministic for a given configuration; samples already on disk are skipped, so an
+    interrupted run resumes, and the summary then still lists every sample on disk.
+
+    With ``images_dir`` the photos are split by photo (:func:`photo_pools`): test scenes draw their
+    backgrounds and objects only from photos no training scene uses. Unreadable photos are reported
+    through ``warn`` (default: a Python warning) and skipped.
 
     Args:
         out_dir: output root.
@@ -671,6 +894,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, s
         scenes, size, seed: shortcuts overriding the configuration; ``size`` is (width, height).
         workers: processes (scenes are rendered in parallel).
         progress: show a tqdm progress bar.
+        warn: callable taking one message line for skipped photos.
         **overrides: any other :class:`SynthConfig` field.
 
     Returns:
@@ -678,40 +902,50 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, s
     """
     from tqdm import tqdm
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     cfg = config or SynthConfig()
     extra = {k: v for k, v in (("scenes", scenes), ("size", tuple(size) if size else None),
                                ("seed", seed)) if v is not None}
     cfg = replace(cfg, **extra, **overrides)
+    if warn is None:
+        def warn(msg):
+            warnings.warn(msg, stacklevel=3)
+    pools = photo_pools(cfg.images_dir, cfg.test_fraction, warn) if cfg.images_dir else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = split_scenes(cfg)
-    jobs = [(cfg, str(out), i, splits[i]) for i in range(cfg.scenes)]
     summary_path = out / "synth.json"
-    old = {}
-    if summary_path.is_file():
-        try:
-            prev = json.loads(summary_path.read_text())
-            if prev.get("config") == _config_dict(cfg):
-                old = {s["name"]: s for s in prev.get("samples", [])}
-        except (OSError, ValueError):
-            pass  # unreadable summary: rebuilt from the samples rendered now
+    known = _previous_samples(summary_path, cfg)
+    jobs = [(cfg, str(out), i, splits[i], pools.for_split(splits[i]) if pools else None, frozenset(known))
+            for i in range(cfg.scenes)]
+    summary = {"config": _config_dict(cfg), "samples": [],
+               "splits": {f"s{i + 1:02d}": sp for i, sp in enumerate(splits)}}
+    if pools is not None:
+        summary["photos"] = {"train": list(pools.train), "test": list(pools.test), "shared": pools.shared,
+                             "skipped": [{"path": p, "reason": r} for p, r in pools.skipped]}
+
+    def record(stats: list[dict]) -> None:
+        for st in stats:
+            known[st["name"]] = st
+        summary["samples"] = [known[k] for k in sorted(known)]
+        write_json(summary_path, summary)
+
     per_scene = cfg.sequences_per_scene * cfg.images_per_sequence
-    samples: list[dict] = []
     with tqdm(total=cfg.scenes * per_scene, desc="lbag synth", unit="img", disable=not progress) as bar:
         if workers > 1 and cfg.scenes > 1:
-            with ProcessPoolExecutor(max_workers=min(workers, cfg.scenes)) as pool:
+            # spawn, not fork: the parent's OpenCV thread pool (busy decoding photos) must not be inherited
+            # mid-lock, which deadlocked forked workers.
+            with ProcessPoolExecutor(max_workers=min(workers, cfg.scenes), initializer=_worker_init,
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
                 for stats in pool.map(_render_scene, jobs):
-                    samples.extend(stats)
+                    record(stats)
                     bar.update(per_scene)
         else:
             for job in jobs:
-                samples.extend(_render_scene(job))
+                record(_render_scene(job))
                 bar.update(per_scene)
-    for s in samples:
-        old[s["name"]] = s
-    summary = {"config": _config_dict(cfg), "samples": [old[k] for k in sorted(old)],
-               "splits": {f"s{i + 1:02d}": sp for i, sp in enumerate(splits)}}
-    write_json(summary_path, summary)
+    record([])
     return summary
 
 
