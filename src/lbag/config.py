@@ -155,8 +155,9 @@ class TrainLoopConfig:
         ckpt_every: steps between checkpoints.
         keep_last: how many periodic checkpoints to keep (the best one is kept separately).
         log_every: steps between logged training values.
-        amp: bf16 autocast on CUDA (ignored on CPU).
-        channels_last: channels-last memory format on CUDA (ignored on CPU).
+        amp: bf16 autocast of the network where bf16 is native (CUDA with bf16; CPUs with AVX512-BF16 or
+            AMX); elsewhere float32. The loss is always float32.
+        channels_last: channels-last memory format on CUDA, and on CPU together with ``amp``.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         max_bad_steps: consecutive NaN/inf-loss steps after which the run stops.
         progress: show the tqdm progress bar.
