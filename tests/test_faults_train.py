@@ -151,3 +151,35 @@ def test_oversized_and_mis_sized_files_are_skipped_naming_the_file(tmp_path):
     assert "01_blur.png: the header declares 100000x100000 pixels" in text
     assert f"{tmp_path / 'ds' / 'masks' / 'train' / 's01' / '00' / '02.png'}: size mismatch" in text
     assert all(it["blur"].shape == (3, 32, 32) for it in items)
+
+
+def test_authors_bapc_gate_depends_on_the_stored_mask_values(tmp_path):
+    """Issue 12 item 12: off by default; with 0.05 a 2 % mask stored 0/255 passes and one stored 0/1
+    does not, as ``blur_mask.sum() / blur_mask.size > 0.05`` on the raw mask does."""
+    import cv2
+
+    from lbag.config import load_config
+
+    rng = np.random.default_rng(0)
+    for scale in (1, 255):
+        root = tmp_path / f"m{scale}"
+        for i in range(2):
+            img = rng.random((64, 96, 3))
+            write_image(root / "dataset" / "train" / "s01" / "00" / f"{i:02d}_sharp.png", img)
+            write_image(root / "dataset" / "train" / "s01" / "00" / f"{i:02d}_blur.png", img)
+            m = np.zeros((64, 96), np.uint8)
+            m[30:42, 50:62] = scale  # 2.3 % of the frame
+            (root / "masks" / "train" / "s01" / "00").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "masks" / "train" / "s01" / "00" / f"{i:02d}.png"), m)
+
+    def centred(scale, gate):
+        ds = TrainDataset(tmp_path / f"m{scale}", patch_size=16, bapc_prob=1.0, cache_dir=tmp_path / "c",
+                          bapc_min_mask_mean=gate)
+        hits = [bool(ds[i]["mask"][0, 8, 8]) for e in range(10) for i in (ds.set_epoch(e), 0, 1)[1:]]
+        return sum(hits) / len(hits)
+
+    assert centred(1, None) == centred(255, None) == 1.0
+    assert centred(255, 0.05) == 1.0
+    assert centred(1, 0.05) < 0.5
+    assert load_config(overrides={"data": {"bapc_min_mask_mean": 0.05}}).data.bapc_min_mask_mean == 0.05
+    assert load_config().data.bapc_min_mask_mean is None

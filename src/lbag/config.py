@@ -87,6 +87,9 @@ class DataConfig:
         train_split, val_split: split folder names.
         patch_size: side of the square training patches (published: 256).
         bapc, bapc_prob: blur-aware patch cropping on/off and the probability of a blur-centred crop.
+        bapc_min_mask_mean: the authors' extra gate, off (null) by default: centre patches on blur only
+            for masks whose stored values average above this (their code: 0.05 on the raw mask, which
+            depends on masks being stored 0/1 or 0/255); see :class:`lbag.data.TrainDataset`.
         hflip, vflip: paired flip augmentations (published: horizontal only).
         num_workers: DataLoader worker processes per rank.
         val_max_images: validate on the first N test images only (None: all of them).
@@ -101,6 +104,7 @@ class DataConfig:
     patch_size: int = 256
     bapc: bool = True
     bapc_prob: float = 0.5
+    bapc_min_mask_mean: float | None = None
     hflip: bool = True
     vflip: bool = False
     num_workers: int = 4
@@ -234,6 +238,8 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.data.patch_size >= 16 and cfg.data.patch_size % 4 == 0, "data.patch_size",
          f"must be a multiple of 4 and >= 16, got {cfg.data.patch_size}"),
         (0.0 <= cfg.data.bapc_prob <= 1.0, "data.bapc_prob", f"must be in [0, 1], got {cfg.data.bapc_prob}"),
+        (cfg.data.bapc_min_mask_mean is None or cfg.data.bapc_min_mask_mean >= 0, "data.bapc_min_mask_mean",
+         f"must be >= 0 or null, got {cfg.data.bapc_min_mask_mean}"),
         (cfg.data.num_workers >= 0, "data.num_workers", f"must be >= 0, got {cfg.data.num_workers}"),
         (all(getattr(cfg.loss, k) >= 0 for k in ("l1", "ssim", "fft", "mask")), "loss",
          "weights must be >= 0"),

@@ -493,7 +493,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         train_set = TrainDataset(cfg.data.root, split=cfg.data.train_split, patch_size=cfg.data.patch_size,
                                  bapc=cfg.data.bapc, bapc_prob=cfg.data.bapc_prob, hflip=cfg.data.hflip,
                                  vflip=cfg.data.vflip, seed=tc.seed, cache_dir=cfg.data.cache_dir,
-                                 masks_root=cfg.data.masks_root)
+                                 masks_root=cfg.data.masks_root, bapc_min_mask_mean=cfg.data.bapc_min_mask_mean)
         val_set = None
         if tc.val_every > 0:
             val_set = ValDataset(cfg.data.root, split=cfg.data.val_split, masks_root=cfg.data.masks_root,

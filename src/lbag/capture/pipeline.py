@@ -335,20 +335,9 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
     # report describes what it finished.
     on_disk = {j.name for j in jobs if j.out_sharp.is_file() and j.out_blur.is_file()}
     records = {k: v for k, v in previous.items() if k in on_disk or k not in {j.name for j in jobs}}
-    report = {
-        "scene": scene_dir.name, "split": options.split, "session_folder": str(scene_dir),
-        "calibration": {"source": calib_source, "pattern": scene_calib.pattern,
-                        "white_balance": list(scene_calib.white_balance),
-                        "ccm": [list(r) for r in scene_calib.ccm],
-                        "colour_fit_rms": {"sharp": list(scene_calib.sharp.fit_rms),
-                                           "blur": list(scene_calib.blur.fit_rms)}},
-        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()
-                    if k not in ("progress", "workers", "overwrite")},
-        "reference": {"sharp": str(ref_s), "blur": str(ref_b), "beta": [float(v) for v in ref_beta],
-                      "flow": asdict(stats)},
-        "pairs": records,
-        "errors": result.errors,
-    }
+    report = _scene_report(scene_dir, options, scene_calib, calib_source,
+                           {"sharp": str(ref_s), "blur": str(ref_b), "beta": [float(v) for v in ref_beta],
+                            "flow": asdict(stats)}, records, result.errors)
     ctx = {"calib": scene_calib, "isp": isp, "flow": flow, "options": options}
     bar = tqdm(total=len(todo), desc=f"capture {scene_dir.name}", unit="pair", disable=not options.progress)
     try:
@@ -369,6 +358,23 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
     write_json(report_path, report)
     result.report = report_path
     return result
+
+
+def _scene_report(scene_dir: Path, options: CaptureOptions, calib: CaptureCalibration, calib_source: str,
+                  reference: dict, records: dict, errors: list[str]) -> dict:
+    """The JSON report of a scene; ``records`` and ``errors`` are the live objects the loop fills."""
+    return {
+        "scene": scene_dir.name, "split": options.split, "session_folder": str(scene_dir),
+        "calibration": {"source": calib_source, "pattern": calib.pattern,
+                        "white_balance": list(calib.white_balance),
+                        "ccm": [list(r) for r in calib.ccm],
+                        "colour_fit_rms": {"sharp": list(calib.sharp.fit_rms), "blur": list(calib.blur.fit_rms)}},
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()
+                    if k not in ("progress", "workers", "overwrite")},
+        "reference": reference,
+        "pairs": records,
+        "errors": errors,
+    }
 
 
 def _collect(rec: dict, records: dict, result: SceneResult) -> None:

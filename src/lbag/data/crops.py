@@ -32,7 +32,7 @@ def blur_row_counts(mask: np.ndarray, patch: int) -> np.ndarray:
 
 
 def bapc_origin(mask: np.ndarray, patch: int, rng: np.random.Generator, prob: float = 0.5,
-                row_counts: np.ndarray | None = None) -> tuple[int, int, bool]:
+                row_counts: np.ndarray | None = None, allow_centre: bool = True) -> tuple[int, int, bool]:
     """Choose a crop by blur-aware patch cropping.
 
     Args:
@@ -41,6 +41,8 @@ def bapc_origin(mask: np.ndarray, patch: int, rng: np.random.Generator, prob: fl
         rng: random generator (the only source of randomness, for reproducibility).
         prob: probability of a blur-centred crop.
         row_counts: ``blur_row_counts(mask, patch)`` if already computed.
+        allow_centre: False forces a uniform crop whatever the coin says (the coin is still drawn, so
+            the random stream does not change); see ``TrainDataset(bapc_min_mask_mean=...)``.
 
     Returns:
         ``(top, left, centred)``; ``centred`` says whether the crop is centred on a blurred pixel
@@ -52,7 +54,7 @@ def bapc_origin(mask: np.ndarray, patch: int, rng: np.random.Generator, prob: fl
         raise ValueError(f"bapc prob must be in [0, 1], got {prob}")
     # Draw the coin even when prob is 0 or 1 so the random stream does not depend on the mask.
     want_blur = rng.random() < prob
-    if want_blur and h >= patch and w >= patch:
+    if want_blur and allow_centre and h >= patch and w >= patch:
         if row_counts is None:
             row_counts = blur_row_counts(mask, patch)
         total = int(row_counts[-1]) if row_counts.size else 0

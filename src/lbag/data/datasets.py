@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 
 from .cache import ArrayCache, default_cache_dir
 from .crops import bapc_origin, blur_row_counts, crop_and_flip, paired_flips
-from .layout import ImageReadError, Pair, decode_image, decode_mask, find_pairs, read_image, read_mask
+from .layout import (ImageReadError, Pair, decode_image, decode_mask, decode_stored, find_pairs, read_image,
+                     read_mask)
 
 
 def _usable_pairs(root, split, masks_root, need_mask: bool) -> tuple[list[Pair], list[str]]:
@@ -73,6 +74,12 @@ class TrainDataset(Dataset):
         cache_dir: where decoded arrays go; ``None`` = ``~/.cache/lbag/decoded``; ``False`` = no
             cache (every patch decodes its PNGs; for benchmarks only).
         masks_root: mask folder with ``<split>/<scene>/<seq>/<idx>.png``; default ``ROOT/masks``.
+        bapc_min_mask_mean: off (None) by default. When set, a pair's patches may be centred on blur
+            only if the mean of its mask file's stored values (all channels, as stored: 0/1 or 0/255)
+            is above this value; otherwise every patch of that pair is uniform. The authors' code
+            applies ``blur_mask.sum() / blur_mask.size > 0.05`` to the raw mask, so 0.05 reproduces
+            their sampling exactly (with 0/255 masks nearly every mask passes; with 0/1 masks only
+            those covering more than 5 % of the frame).
 
     Pairs with a missing or 0-byte file are left out with a warning naming the files. A file that
     turns out undecodable when first read is reported once and the item is served from the next pair.
@@ -81,7 +88,7 @@ class TrainDataset(Dataset):
     def __init__(self, root: str | os.PathLike, split: str = "train", patch_size: int = 256,
                  bapc: bool = True, bapc_prob: float = 0.5, hflip: bool = True, vflip: bool = False,
                  seed: int = 0, cache_dir: str | os.PathLike | None | bool = None,
-                 masks_root: str | os.PathLike | None = None):
+                 masks_root: str | os.PathLike | None = None, bapc_min_mask_mean: float | None = None):
         if patch_size < 2:
             raise ValueError(f"patch_size must be >= 2, got {patch_size}")
         if not 0.0 <= bapc_prob <= 1.0:
@@ -92,6 +99,8 @@ class TrainDataset(Dataset):
         self.bapc = bool(bapc)
         self.bapc_prob = float(bapc_prob) if bapc else 0.0
         self.hflip, self.vflip = bool(hflip), bool(vflip)
+        self.bapc_min_mask_mean = None if bapc_min_mask_mean is None else float(bapc_min_mask_mean)
+        self._mask_means: dict[int, float] = {}
         self.seed = int(seed)
         self.epoch = 0
         self.pairs, problems = _usable_pairs(root, split, masks_root, need_mask=True)
@@ -138,6 +147,14 @@ class TrainDataset(Dataset):
                                  f"{p}x{p} patch")
         return blur, sharp, mask
 
+    def _may_centre(self, i: int) -> bool:
+        """The authors' gate on blur-centred crops (``bapc_min_mask_mean``); True when it is off."""
+        if self.bapc_min_mask_mean is None or self.bapc_prob == 0:
+            return True
+        if i not in self._mask_means:  # the cache keeps masks as bool: read the stored values once
+            self._mask_means[i] = float(np.mean(decode_stored(self.pairs[i].mask, "mask"), dtype=np.float64))
+        return self._mask_means[i] > self.bapc_min_mask_mean
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         n = len(self.pairs)
         if not -n <= index < n:
@@ -160,7 +177,8 @@ class TrainDataset(Dataset):
         rows = self._row_counts.get(i)
         if rows is None and self.bapc_prob > 0:
             rows = self._row_counts[i] = blur_row_counts(mask, p)
-        top, left, _ = bapc_origin(mask, p, rng, self.bapc_prob, row_counts=rows)
+        top, left, _ = bapc_origin(mask, p, rng, self.bapc_prob, row_counts=rows,
+                                   allow_centre=self._may_centre(i))
         fh, fv = paired_flips(rng, self.hflip, self.vflip)
         b, s, m = crop_and_flip([blur, sharp, mask], top, left, p, fh, fv)
         return {"blur": _to_chw(b), "sharp": _to_chw(s),
