@@ -1,13 +1,13 @@
-"""Training speed on the CPU: steps/s of one optimisation step (forward, multi-scale loss, backward, Adam)
-for configs/quick.yaml (the small preset, at its own batch and patch size and at the published batch 12,
-256x256) and configs/lbag.yaml (the full model, batch 12, 256x256).
+"""Training speed on the CPU: one optimisation step (forward, multi-scale loss, backward, Adam) in
+float32 and on the fast path ``lbag train`` uses where bf16 is native (bf16 autocast + channels_last,
+loss in float32), for the small preset (configs/quick.yaml) at batch 8, 128x128 and 256x256, with the
+shift-min loss off and on; optionally configs/lbag.yaml (the full model, batch 12, 256x256).
 
 The step is timed on random patches (data loading is excluded: it runs in DataLoader workers in
-parallel). Each config runs in a fresh subprocess so its peak RSS is its own; the full model is slow on
-a CPU, so it gets 1 warm-up and 2 timed steps. The machine is shared with other jobs: the ratio
-quick / lbag matters more than the absolute numbers.
+parallel). Each case runs in a fresh subprocess so its peak RSS is its own; the full model is slow on
+a CPU, so it gets 1 warm-up and 2 timed steps. Ratios come from the same run.
 
-Usage: python benchmarks/bench_train.py [--threads 2] [--lbag-steps 2]
+Usage: python benchmarks/bench_train.py [--threads 2] [--quick-steps 4] [--lbag-steps 0]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from common import markdown_table, timeit, write_result
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def child(config: str, batch: int, patch: int, steps: int, threads: int) -> None:
+def child(config: str, batch: int, patch: int, steps: int, threads: int, fast: bool, shift: bool) -> None:
     import torch
     from common import peak_rss_mb
 
@@ -34,27 +34,31 @@ def child(config: str, batch: int, patch: int, steps: int, threads: int) -> None
     torch.set_num_threads(threads)
     cfg = load_config(CONFIGS / config)
     torch.manual_seed(0)
-    model = build_from_config(cfg).train()
+    fmt = torch.channels_last if fast else torch.contiguous_format
+    model = build_from_config(cfg).train().to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     crit = MultiScaleLoss(cfg.loss.l1, cfg.loss.ssim, cfg.loss.fft, cfg.loss.mask if model.config.gated else 0.0,
-                          cfg.loss.shift)
-    blur, sharp = torch.rand(batch, 3, patch, patch), torch.rand(batch, 3, patch, patch)
+                          shift)
+    blur = torch.rand(batch, 3, patch, patch).contiguous(memory_format=fmt)
+    sharp = torch.rand(batch, 3, patch, patch)
     mask = (torch.rand(batch, 1, patch, patch) > 0.8).float()
 
-    def step():
+    def step():  # what lbag.train does per step
         opt.zero_grad(set_to_none=True)
-        crit(model(blur), sharp, mask).total.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            out = model(blur)
+        out = type(out)([o.float() for o in out.images], [None if m is None else m.float() for m in out.masks])
+        crit(out, sharp, mask).total.backward()
         opt.step()
 
     t = timeit(step, warmup=1, runs=steps)
     print(json.dumps({"median_s": t["median"], "min_s": t["min"], "peak_mb": peak_rss_mb(),
-                      "params": sum(p.numel() for p in model.parameters()), "shift": cfg.loss.shift,
-                      "model": cfg.model.name}))
+                      "params": sum(p.numel() for p in model.parameters()), "model": cfg.model.name}))
 
 
-def _run(config, batch, patch, steps, threads):
+def _run(config, batch, patch, steps, threads, fast, shift):
     out = subprocess.run([sys.executable, __file__, "--child", config, str(batch), str(patch), str(steps),
-                          str(threads)], capture_output=True, text=True)
+                          str(threads), str(int(fast)), str(int(shift))], capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -63,39 +67,51 @@ def _run(config, batch, patch, steps, threads):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick-steps", type=int, default=5)
-    ap.add_argument("--lbag-steps", type=int, default=2)
-    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--quick-steps", type=int, default=4)
+    ap.add_argument("--lbag-steps", type=int, default=0, help="timed steps of the full model (0: skip it)")
+    ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        c, b, p, s, t = args.child
-        child(c, int(b), int(p), int(s), int(t))
+        c, b, p, s, t, f, sh = args.child
+        child(c, int(b), int(p), int(s), int(t), f == "1", sh == "1")
         return
-    from lbag.config import load_config
+    from lbag.accel import cpu_has_bf16
 
-    q = load_config(CONFIGS / "quick.yaml")
-    cases = [("quick.yaml", q.optim.batch_size, q.data.patch_size, args.quick_steps),
-             ("quick.yaml", 12, 256, args.quick_steps),
-             ("lbag.yaml", 12, 256, args.lbag_steps)]
-    rows, speeds = [], {}
-    for config, batch, patch, steps in cases:
-        r = _run(config, batch, patch, steps, args.threads)
-        if "error" in r:
-            rows.append([config, "", batch, f"{patch}x{patch}", "failed: " + r["error"], "", "", ""])
+    cases = [("quick.yaml", 8, 128, args.quick_steps, fast, shift) for fast, shift in
+             ((False, False), (True, False), (False, True), (True, True))]
+    cases += [("quick.yaml", 8, 256, args.quick_steps, fast, False) for fast in (False, True)]
+    if args.lbag_steps:
+        cases += [("lbag.yaml", 12, 256, args.lbag_steps, fast, True) for fast in (False, True)]
+    rows, t = [], {}
+    for config, batch, patch, steps, fast, shift in cases:
+        if fast and not cpu_has_bf16():
             continue
-        speeds[(config, batch, patch)] = 1 / r["median_s"]
-        rows.append([config, r["model"], batch, f"{patch}x{patch}", f"{r['median_s']:.2f}", f"{1 / r['median_s']:.3f}",
-                     f"{batch / r['median_s']:.2f}", f"{r['peak_mb']:.0f}"])
-    body = (f"One optimisation step (forward + multi-scale loss with the config's shift setting + backward + "
-            f"Adam), float32, {args.threads} threads, random patches; median of the timed steps after 1 warm-up "
-            f"({args.quick_steps} timed for quick.yaml, {args.lbag_steps} for lbag.yaml); peak RSS of the "
-            "process.\n\n" + markdown_table(
-                ["config", "model", "batch", "patch", "s/step", "steps/s", "patches/s", "peak RSS MB"], rows))
-    small, full = speeds.get(("quick.yaml", 12, 256)), speeds.get(("lbag.yaml", 12, 256))
-    if small and full:
-        body += (f"\n\nAt batch 12, 256x256 the small preset runs {small / full:.0f}x more steps per second than "
-                 "the full model on this machine. At the lbag.yaml rate, the paper's 300k steps would take "
-                 f"{300_000 / full / 86400:.0f} days on this CPU (the paper: 70 h on one RTX 3090).")
+        r = _run(config, batch, patch, steps, args.threads, fast, shift)
+        path = "bf16 + channels_last" if fast else "float32"
+        if "error" in r:
+            rows.append([config, "", batch, f"{patch}x{patch}", path, shift, "failed: " + r["error"], "", ""])
+            continue
+        t[(config, patch, fast, shift)] = r["median_s"]
+        rows.append([config, r["model"], batch, f"{patch}x{patch}", path, shift, f"{r['median_s']:.2f}",
+                     f"{batch / r['median_s']:.1f}", f"{r['peak_mb']:.0f}"])
+    body = (f"One optimisation step (forward + multi-scale loss + backward + Adam), {args.threads} threads, "
+            f"random patches; median of {args.quick_steps} timed steps after 1 warm-up ({args.lbag_steps} for "
+            "lbag.yaml); peak RSS of the process. The fast path is what `lbag train` uses where bf16 is native "
+            "(train.amp); the loss is float32 on both paths.\n\n" + markdown_table(
+                ["config", "model", "batch", "patch", "path", "shift-min", "s/step", "patches/s", "peak RSS MB"],
+                rows))
+    notes = []
+    for config, patch, shift in (("quick.yaml", 128, False), ("quick.yaml", 256, False), ("lbag.yaml", 256, True)):
+        f32, fast = t.get((config, patch, False, shift)), t.get((config, patch, True, shift))
+        if f32 and fast:
+            notes.append(f"{config} {patch}x{patch}: fast path {f32 / fast:.2f}x faster than float32")
+    for fast in (False, True):
+        off, on = t.get(("quick.yaml", 128, fast, False)), t.get(("quick.yaml", 128, fast, True))
+        if off and on:
+            notes.append(f"shift-min on / off, quick.yaml 128x128 {'fast' if fast else 'float32'}: {on / off:.2f}x "
+                         "the step time")
+    if notes:
+        body += "\n\n" + "\n".join(f"- {n}" for n in notes)
     write_result("train", "Training speed (CPU)", body)
 
 

@@ -119,7 +119,7 @@ def test_tiled_equals_untiled_output_files(tmp_path, weights):
     assert 10 * np.log10(1 / max(((t - u) ** 2).mean(), 1e-20)) > 45
 
 
-def test_bundled_model_is_default_and_leaves_static_pixels_alone(tmp_path):
+def test_bundled_model_is_default_and_leaves_static_pixels_alone(tmp_path, capsys):
     from lbag.data.layout import read_image
     from lbag.infer import bundled_weights_path, load_for_inference
 
@@ -132,6 +132,10 @@ def test_bundled_model_is_default_and_leaves_static_pixels_alone(tmp_path):
     img = np.clip(0.5 + 0.1 * rng.standard_normal((48, 64, 3)), 0, 1).astype(np.float32)
     write_image(tmp_path / "static.png", img)
     assert run(tmp_path / "static.png", "-o", tmp_path / "o") == 0
+    text = capsys.readouterr().out
+    # An honest default: which model ran, that it is a demonstration model, how to run the published one.
+    assert "model: MIMOUNet (LBAG, gated" in text and "bundled weights" in text
+    assert "DEMONSTRATION model" in text and "--weights with the authors' LBAG checkpoint" in text
     out = read_image(tmp_path / "o" / "static.png")
     src = read_image(tmp_path / "static.png")
     assert 10 * np.log10(1 / ((out - src) ** 2).mean()) > 30
@@ -155,6 +159,7 @@ def test_inference_path_is_reported_and_matches_the_reference(tmp_path, weights,
     assert run(tmp_path / "a.png", "-o", tmp_path / "auto", "--weights", weights) == 0
     text = capsys.readouterr().out
     assert f"inference path {auto_path('cpu')} on cpu (chosen automatically" in text
+    assert f"from {weights}" in text and "DEMONSTRATION" not in text
     assert run(tmp_path / "a.png", "-o", tmp_path / "ref", "--weights", weights, "--path", "eager") == 0
     assert "inference path eager on cpu\n" in capsys.readouterr().out
     fast = _raw(tmp_path / "auto" / "a.png").astype(np.float64) / 65535

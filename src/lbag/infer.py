@@ -39,6 +39,7 @@ __all__ = [
     "available_memory",
     "blend_weights",
     "bundled_weights_path",
+    "model_banner",
     "bytes_per_pixel",
     "collect_inputs",
     "deblur_files",
@@ -317,6 +318,23 @@ def bundled_weights_path() -> Path:
     from importlib.resources import files
 
     return Path(str(files("lbag") / "weights" / BUNDLED_WEIGHTS))
+
+
+def model_banner(weights: str | os.PathLike | None, model: torch.nn.Module) -> list[str]:
+    """What ``lbag deblur`` / ``lbag demo`` print about the model that runs: its architecture, size and
+    file, and, for the bundled demonstration model, what it is and how to run the published LBAG."""
+    cfg = getattr(model, "config", None)
+    arch = type(model).__name__
+    if cfg is not None and hasattr(cfg, "num_res"):
+        arch += f" ({'LBAG, gated' if cfg.gated else 'MIMO-UNet'}, {cfg.num_res} blocks/stage, width {cfg.width})"
+    n = sum(p.numel() for p in model.parameters())
+    source = f"bundled weights {BUNDLED_WEIGHTS}" if weights is None else str(weights)
+    lines = [f"model: {arch} ({n:,} parameters) from {source}"]
+    if weights is None:
+        lines.append("note: this is a small DEMONSTRATION model trained on CPU on synthetic blur made from "
+                     "photos (weights/MODEL_CARD.md), not the paper's LBAG; for the published results pass "
+                     "--weights with the authors' LBAG checkpoint (it loads strictly).")
+    return lines
 
 
 def load_for_inference(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"):

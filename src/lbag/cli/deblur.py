@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="weights file: ours or a published checkpoint of any `lbag models` architecture, "
-                        "recognised from its keys (default: the bundled lbag_small_synth model)")
+                        "recognised from its keys (default: the bundled demonstration model)")
     p.add_argument("--save-mask", action="store_true", help="also write the predicted blur mask <stem>_mask.png")
     p.add_argument("--compare", action="store_true", help="also write <stem>_compare.png (blurred | deblurred | mask)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
@@ -46,6 +46,7 @@ def run(args) -> int:
         collect_inputs,
         deblur_files,
         load_for_inference,
+        model_banner,
         model_tiling,
         tiling,
     )
@@ -85,6 +86,8 @@ def run(args) -> int:
         runner = prepare(model, device, args.path)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    for line in model_banner(args.weights, model):
+        print(f"lbag deblur: {line}")
     print(f"lbag deblur: inference path {runner.description}"
           + (" (chosen automatically; --path eager for the float32 reference)" if args.path == "auto" else ""))
     written, bad = deblur_files(jobs, args.output, model, tile=tile, overlap=overlap,

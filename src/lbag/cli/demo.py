@@ -36,7 +36,7 @@ def run(args) -> int:
     from .synth import _size
     from ..data.synth import SynthConfig, render_sample
     from ..accel import prepare
-    from ..infer import deblur_tensor, load_for_inference
+    from ..infer import deblur_tensor, load_for_inference, model_banner
     from ..metrics import compute_metrics, psnr_weighted
     from ..models import CheckpointError
     from ..report import comparison_picture, mask_to_rgb, overlay_mask
@@ -85,10 +85,12 @@ def run(args) -> int:
         rows.append((name, float(m["psnr"][0]), float(m["ssim"][0]), float(m["psnr_w"][0]),
                      float(m["ssim_w"][0]), float(static[0]), float(kept[0])))
 
-    weights = args.weights or "bundled lbag_small_synth"
+    weights = args.weights or "the bundled demonstration model"
     print(f"lbag demo: synthetic {w}x{h} scene (seed {args.seed}), {100 * mask.mean():.1f}% of the pixels "
           f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px; rendered in {t_render:.1f} s")
     print(f"deblurred with {weights} in {t_deblur:.2f} s, inference path {runner.description}")
+    for line in model_banner(args.weights, model):
+        print(line)
     print()
     print(f"| {'image':<14} | {'PSNR':>6} | {'SSIM':>6} | {'PSNR_w':>6} | {'SSIM_w':>6} | {'PSNR static':>11} "
           f"| {'static vs input':>15} |")
