@@ -133,3 +133,28 @@ def test_training_loop_uses_the_configured_objective(tmp_path):
     logged = (tmp_path / "run" / "metrics.csv").read_text()
     assert result.step == 1 and math.isfinite(result.final_loss)
     assert "loss/mse" in logged and "loss/ssim" not in logged
+
+
+def test_a_baseline_network_trains_from_its_config(tmp_path):
+    """`lbag train` builds a Table 1 network by registry name and resumes it (SRN: the smallest)."""
+    from lbag.config import load_config
+    from lbag.data.layout import write_image, write_mask
+    from lbag.models import load_model
+    from lbag.train import train
+
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        d = tmp_path / "data" / "dataset" / split / "s01" / "00"
+        write_image(d / "00_sharp.png", rng.random((40, 40, 3)).astype(np.float32))
+        write_image(d / "00_blur.png", rng.random((40, 40, 3)).astype(np.float32))
+        write_mask(tmp_path / "data" / "masks" / split / "s01" / "00" / "00.png", np.ones((40, 40), bool))
+    over = {"data": {"root": str(tmp_path / "data"), "patch_size": 32, "num_workers": 0},
+            "optim": {"batch_size": 1, "max_steps": 1},
+            "train": {"out_dir": str(tmp_path / "run"), "val_every": 0, "ckpt_every": 1, "log_every": 1,
+                      "progress": False}}
+    cfg = load_config("configs/baseline_srn.yaml", overrides=over)
+    result = train(cfg, log=lambda *a: None)
+    assert result.step == 1 and math.isfinite(result.final_loss)
+    assert type(load_model(result.last_checkpoint)).__name__ == type(result.model).__name__ == "SRNDeblur"
+    more = load_config("configs/baseline_srn.yaml", overrides={**over, "optim": {"batch_size": 1, "max_steps": 2}})
+    assert train(more, resume=True, log=lambda *a: None).step == 2

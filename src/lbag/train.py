@@ -409,9 +409,15 @@ def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, devic
     raise CheckpointError(f"{ckpt_dir}: no usable checkpoint to resume from: {'; '.join(unusable)}")
 
 
-def build_from_config(cfg: TrainConfig) -> MIMOUNet:
-    """The network a config describes (fresh initialisation; LBAG+ init is applied by :func:`train`)."""
-    return build_model(cfg.model.name, **cfg.model.topology())
+def build_from_config(cfg: TrainConfig) -> torch.nn.Module:
+    """The network a config describes (fresh initialisation; LBAG+ init is applied by :func:`train`):
+    a MIMO-UNet / LBAG preset with the config's topology, or a Table 1 baseline by registry name."""
+    from .models.mimo_unet import PRESETS
+    from .models.registry import build
+
+    if cfg.model.name in PRESETS:
+        return build_model(cfg.model.name, **cfg.model.topology())
+    return build(cfg.model.name)
 
 
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
