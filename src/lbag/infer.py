@@ -311,6 +311,8 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
 
 # --- files ----------------------------------------------------------------------------------------
 BUNDLED_WEIGHTS = "lbag_small_synth.safetensors"
+# The target the bundled model was trained for: the sharp frame's place in the exposure (lbag synth --sharp-at).
+BUNDLED_SHARP_AT = "start"
 
 
 def bundled_weights_path() -> Path:

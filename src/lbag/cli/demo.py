@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--weights", default=None, help="weights file (default: the bundled model)")
     p.add_argument("--path", default="auto", metavar="PATH",
                    help="inference path: auto (default), eager, channels_last, bf16, compile (see lbag deblur)")
+    p.add_argument("--sharp-at", choices=("start", "middle"), default=None,
+                   help="where the ground-truth sharp frame sits in the exposure (default: what the bundled "
+                        "model was trained for; start with --weights, the ReLoBlur protocol)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,7 @@ def run(args) -> int:
     from .synth import _size
     from ..data.synth import SynthConfig, render_sample
     from ..accel import prepare
-    from ..infer import deblur_tensor, load_for_inference, model_banner
+    from ..infer import BUNDLED_SHARP_AT, deblur_tensor, load_for_inference, model_banner
     from ..metrics import compute_metrics, psnr_weighted
     from ..models import CheckpointError
     from ..report import comparison_picture, mask_to_rgb, overlay_mask
@@ -46,7 +49,9 @@ def run(args) -> int:
         raise UserError(f"--size must be at least 64x64, got {w}x{h}")
     out = check_output_dir(args.output)  # before rendering: a file, no permission, read-only
     t0 = time.perf_counter()
-    scene = render_sample(SynthConfig(size=(w, h), seed=args.seed), np.random.default_rng([args.seed, 0]))
+    sharp_at = args.sharp_at or ("start" if args.weights else BUNDLED_SHARP_AT)
+    scene = render_sample(SynthConfig(size=(w, h), seed=args.seed, sharp_at=sharp_at),
+                          np.random.default_rng([args.seed, 0]))
     blur, sharp, mask = to_float(scene.blur), to_float(scene.sharp), scene.mask
     t_render = time.perf_counter() - t0
 
@@ -87,7 +92,8 @@ def run(args) -> int:
 
     weights = args.weights or "the bundled demonstration model"
     print(f"lbag demo: synthetic {w}x{h} scene (seed {args.seed}), {100 * mask.mean():.1f}% of the pixels "
-          f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px; rendered in {t_render:.1f} s")
+          f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px, sharp frame at the {sharp_at} "
+          f"of the exposure; rendered in {t_render:.1f} s")
     print(f"deblurred with {weights} in {t_deblur:.2f} s, inference path {runner.description}")
     for line in model_banner(args.weights, model):
         print(line)
