@@ -8,7 +8,11 @@ Single process or PyTorch DDP (launched with ``torchrun``; NCCL on GPUs, Gloo on
   ``perm_e[k mod N]`` of epoch ``e = k // N``, drawn with epoch ``e``'s augmentation stream, so the data
   position is a function of the step alone and ``--resume`` continues exactly where the run stopped;
 * minimises the multi-scale loss with Adam (lr 1e-4 halved every 100k steps), bf16 autocast and
-  channels_last on CUDA;
+  channels_last on CUDA; a Table 1 baseline its published objective (``loss.kind``), DeblurGAN-v2 (a
+  ``gan`` section) content + perceptual + RaGAN-LS with its discriminator step inside the criterion;
+  that criterion's state (discriminators, RaGAN pools, their Adam) rides in every ``.state.pt``. It
+  runs in one process only: the discriminators are not synchronised across DDP ranks; a step skipped
+  for a non-finite generator loss has already updated them;
 * skips a step whose loss is NaN/inf (all ranks agree) and stops after ``max_bad_steps`` in a row;
 * validates every ``val_every`` steps on full-resolution images with the full metric set;
 * writes checkpoints atomically (weights as safetensors via :func:`lbag.models.save_model`, the
@@ -374,8 +378,9 @@ def _prepare_data(cfg: TrainConfig, dd: _Dist) -> None:
 
 
 def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, device: torch.device, dd: _Dist,
-             log) -> tuple[Checkpoint, dict]:
-    """Load the newest usable checkpoint into the model, optimizer, scheduler and this rank's RNG.
+             log, criterion: torch.nn.Module | None = None) -> tuple[Checkpoint, dict]:
+    """Load the newest usable checkpoint into the model, optimizer, scheduler, the criterion's own state
+    (DeblurGAN-v2's discriminators) and this rank's RNG.
 
     A newer checkpoint that cannot be used (truncated, refused by :func:`load_training_state`, weights
     that do not load) is skipped with a warning naming it, and the log line says which one was used.
@@ -391,6 +396,7 @@ def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, devic
             load_weights_into(model, {k: v.to(device) for k, v in sd.items()}, ck.weights)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            _load_criterion_state(criterion, state, ck.state)
         except (CheckpointError, ValueError, KeyError, TypeError) as exc:
             unusable.append(str(exc) if isinstance(exc, CheckpointError) else f"{ck.state}: {type(exc).__name__}: {exc}")
             if dd.main:
@@ -407,6 +413,89 @@ def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, devic
             log(f"lbag train: resumed from {ck.weights} at step {state['step']}{note}")
         return ck, state
     raise CheckpointError(f"{ckpt_dir}: no usable checkpoint to resume from: {'; '.join(unusable)}")
+
+
+# --- the DeblurGAN-v2 objective -------------------------------------------------------------------
+_FROZEN_VGG = "objective.vgg."  # the fixed ImageNet VGG19 comes from gan.vgg19_weights; never saved
+
+
+def _gan_criterion(cfg: TrainConfig, model: torch.nn.Module, resume: bool, main: bool, log):
+    """The DeblurGAN-v2 objective of a config with a ``gan`` section (None without one).
+
+    On a fresh run the generator's backbone first gets the ImageNet weights of ``gan.backbone_weights``,
+    as the official trainer starts from them; without that key the log says once that it starts from
+    random weights. On resume the checkpoint holds every weight, so nothing is read.
+
+    Raises:
+        ConfigError: naming ``gan.vgg19_weights`` (missing or unusable VGG19 file) or
+            ``gan.backbone_weights`` (unreadable, not this generator's backbone, a model without one).
+    """
+    if cfg.gan is None:
+        return None
+    from .gan import DeblurGANv2Criterion
+    from .models.deblurganv2 import DeblurGANv2, load_backbone_weights
+
+    criterion = DeblurGANv2Criterion.from_config(cfg)  # first: a missing VGG19 file stops the run here
+    path = getattr(cfg.gan, "backbone_weights", None)
+    if resume:
+        return criterion
+    if not path:
+        if main:
+            log(f"lbag train: gan.backbone_weights not set; the {cfg.model.name} backbone starts from random "
+                "weights (the official DeblurGAN-v2 trainer starts from ImageNet ones)")
+        return criterion
+    if not isinstance(model, DeblurGANv2):
+        raise ConfigError(f"gan.backbone_weights: {cfg.model.name} has no DeblurGAN-v2 backbone to load")
+    try:
+        sd, _ = load_state_dict(Path(path).expanduser())
+        load_backbone_weights(model, sd)
+    except CheckpointError as exc:
+        raise ConfigError(f"gan.backbone_weights: {exc}") from None
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"gan.backbone_weights: {path}: {exc}") from None
+    if main:
+        log(f"lbag train: {cfg.model.name} backbone initialised from {path}")
+    return criterion
+
+
+def _stateful(criterion: torch.nn.Module | None) -> bool:
+    from .gan import DeblurGANv2Criterion
+
+    return isinstance(criterion, DeblurGANv2Criterion)
+
+
+def _criterion_state(criterion: torch.nn.Module | None) -> dict | None:
+    """What a resumed run needs of the criterion: for DeblurGAN-v2 both discriminators, their RaGAN
+    pools (lists of floats) and their Adam state, i.e. tensors, numbers and strings that
+    :func:`load_training_state` reads with ``weights_only=True``; the frozen VGG19 is left out. None
+    for the stateless losses."""
+    if not _stateful(criterion):
+        return None
+    return {k: v for k, v in criterion.state_dict().items() if not k.startswith(_FROZEN_VGG)}
+
+
+def _load_criterion_state(criterion: torch.nn.Module | None, state: dict, path: Path) -> None:
+    """Put back what :func:`_criterion_state` saved.
+
+    Raises:
+        CheckpointError: naming ``path``: no criterion state (a checkpoint of another objective) or one
+            that does not fit this criterion (other discriminator sizes).
+    """
+    if not _stateful(criterion):
+        return
+    saved = state.get("criterion")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: holds no DeblurGAN-v2 discriminator state (written by a run with "
+                              "another objective?)")
+    try:
+        missing, unexpected = criterion.load_state_dict(saved, strict=False)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[:2]
+        raise CheckpointError(f"{path}: the discriminator state does not fit: {' '.join(first)}") from None
+    missing = [k for k in missing if not k.startswith(_FROZEN_VGG)]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: the discriminator state does not fit (missing {missing[:4]}, "
+                              f"unexpected {unexpected[:4]})")
 
 
 def build_from_config(cfg: TrainConfig) -> torch.nn.Module:
@@ -427,6 +516,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
 
     Raises:
         TrainingDiverged: ``train.max_bad_steps`` consecutive non-finite losses.
+        ConfigError: ``gan.vgg19_weights`` / ``gan.backbone_weights`` unusable (before any step), or a
+            ``gan`` section under torchrun.
         FileNotFoundError: no dataset (and no ``data.synth`` to generate one), or ``--resume`` without
             a checkpoint.
     """
@@ -435,6 +526,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
     from .losses import MultiScaleLoss
 
     tc, oc = cfg.train, cfg.optim
+    if cfg.gan is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("gan: DeblurGAN-v2 trains in a single process (as its official trainer does); under "
+                          "torchrun its discriminators, RaGAN pools and discriminator Adam would drift apart "
+                          "on every rank (they are not synchronised). Run `lbag train` without torchrun.")
     try:
         device = _resolve_device(tc.device)
     except ValueError as exc:
@@ -463,6 +558,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
             skipped = init_from_mimo_unet_plus(model, cfg.model.init)
             if dd.main:
                 log(f"lbag train: initialised from {cfg.model.init} (kept fresh: {', '.join(skipped)})")
+        gan_criterion = _gan_criterion(cfg, model, resume, dd.main, log)  # its discriminators: same seed
         torch.manual_seed(tc.seed + 1 + dd.rank)
         np.random.seed((tc.seed + 1 + dd.rank) % 2 ** 32)
         random.seed(tc.seed + 1 + dd.rank)
@@ -475,7 +571,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         model = model.to(device, memory_format=fmt).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=oc.lr_step, gamma=oc.lr_gamma)
-        if cfg.loss.kind == "lbag":
+        if gan_criterion is not None:  # DeblurGAN-v2: its objective whatever loss.kind says
+            criterion = gan_criterion.to(device).train()
+        elif cfg.loss.kind == "lbag":
             gated = getattr(getattr(model, "config", None), "gated", False)  # baselines have no gate
             criterion = MultiScaleLoss(l1=cfg.loss.l1, ssim=cfg.loss.ssim, fft=cfg.loss.fft,
                                        mask=cfg.loss.mask if gated else 0.0, shift=cfg.loss.shift)
@@ -485,7 +583,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         step, best, skipped_total, bad_run = 0, None, 0, 0
         start = None
         if resume:
-            start, state = _restore(ckpt_dir, model, optimizer, scheduler, device, dd, log)
+            start, state = _restore(ckpt_dir, model, optimizer, scheduler, device, dd, log, criterion)
             step, best = state["step"], state.get("best_psnr_w")
             skipped_total = state.get("skipped_steps", 0)
 
@@ -535,7 +633,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                 _atomic_torch_save({"version": _STATE_VERSION, "step": at, "optimizer": optimizer.state_dict(),
                                     "scheduler": scheduler.state_dict(), "rng": rng, "best_psnr_w": best,
                                     "skipped_steps": skipped_total, "samples_seen": at * oc.batch_size,
-                                    "world_size": dd.world},
+                                    "world_size": dd.world, "criterion": _criterion_state(criterion)},
                                    ckpt_dir / f"step_{at:08d}.state.pt")
                 for old in _checkpoints(ckpt_dir)[:-tc.keep_last]:
                     old.state.unlink(missing_ok=True)  # state first: a lone weights file is never "latest"
