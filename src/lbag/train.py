@@ -19,13 +19,7 @@ Single process or PyTorch DDP (launched with ``torchrun``; NCCL on GPUs, Gloo on
   optimizer/scheduler/RNG/data position as a torch file), keeps the last K and the best by PSNR_w;
 * logs to a tqdm bar, TensorBoard and a CSV of every logged value (``metrics.csv``).
 
-Run folder layout::
-
-    OUT/config.yaml                      the resolved config
-    OUT/checkpoints/step_00001000.safetensors + step_00001000.state.pt
-    OUT/best.safetensors                 best validation PSNR_w so far
-    OUT/metrics.csv                      step,time,key,value (long format)
-    OUT/tb/                              TensorBoard events
+The run folder and the checkpoint format are :mod:`lbag.rundir`'s.
 """
 
 from __future__ import annotations
@@ -33,31 +27,28 @@ from __future__ import annotations
 import csv
 import math
 import os
-import pickle
 import random
-import re
 import time
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .accel import bf16_supported, resolve_device
-from .atomic import atomic_path, check_output_dir, remove_stale_temps, write_text
+from .atomic import write_text
 from .config import ConfigError, TrainConfig, config_to_dict
-from .models import CheckpointError, MIMOUNet, build_model, init_from_mimo_unet_plus, save_model
-from .models.checkpoints import load_state_dict, load_weights_into
+from .models import CheckpointError, MIMOUNet, build_model, init_from_mimo_unet_plus
+from .models.checkpoints import load_state_dict
+from .rundir import Checkpoint, RunDir, latest_checkpoint, load_training_state, rng_state
 
-__all__ = ["Checkpoint", "StepSampler", "TrainResult", "TrainingDiverged", "latest_checkpoint", "train"]
-
-_CKPT_RE = re.compile(r"^step_(\d+)\.state\.pt$")
-_STATE_VERSION = 2  # 2: RNG states as tensors (1: numpy/Python tuples)
+__all__ = ["Checkpoint", "RunProgress", "StepOutcome", "StepSampler", "TrainResult", "TrainingDiverged",
+           "latest_checkpoint", "load_training_state", "train", "train_step"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -113,7 +104,7 @@ def _setup_distributed(device: torch.device) -> _Dist:
     return _Dist(rank, world, local, here)
 
 
-def _resolve_device(name: str) -> torch.device:
+def _rank_device(name: str) -> torch.device:
     """``train.device`` through :func:`lbag.accel.resolve_device`; under torchrun each rank takes the GPU
     of its LOCAL_RANK. Raises ValueError when CUDA is asked for but missing."""
     device = resolve_device(name)
@@ -177,100 +168,6 @@ class _EpochKeyed(Dataset):
         epoch, index = key
         self.base.set_epoch(epoch)
         return self.base[index]
-
-
-# --- checkpoints ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    """A periodic checkpoint: the weights file and the training-state file of one step."""
-
-    step: int
-    weights: Path
-    state: Path
-
-
-def _checkpoints(ckpt_dir: Path) -> list[Checkpoint]:
-    """Complete checkpoints in ``ckpt_dir``, oldest first (a state file without weights is ignored)."""
-    found = []
-    if ckpt_dir.is_dir():
-        for p in ckpt_dir.iterdir():
-            m = _CKPT_RE.match(p.name)
-            if m:
-                w = p.with_name(f"step_{m.group(1)}.safetensors")
-                if w.is_file():
-                    found.append(Checkpoint(int(m.group(1)), w, p))
-    return sorted(found, key=lambda c: c.step)
-
-
-def latest_checkpoint(out_dir: str | os.PathLike) -> Checkpoint | None:
-    """The most recent complete checkpoint of a run folder, or None."""
-    cks = _checkpoints(Path(out_dir) / "checkpoints")
-    return cks[-1] if cks else None
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _rng_state(device: torch.device) -> dict:
-    """Every random stream of this process as tensors and numbers (loadable with ``weights_only=True``)."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-             "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
-                        "gauss_next": gauss_next}}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    n, py = state["numpy"], state["python"]
-    if isinstance(n, dict):  # format 2; format 1 stored numpy's and Python's own tuples
-        n = ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
-        py = (py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"])
-    np.random.set_state(n)
-    random.setstate(py)
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _numpy_globals() -> list:
-    """The numpy pieces a format-1 state file (numpy's RNG tuple) needs: plain arrays, nothing callable."""
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-def load_training_state(path: str | os.PathLike) -> dict:
-    """Read a ``step_*.state.pt`` file with ``torch.load(weights_only=True)``: tensors, numbers and
-    strings only (format 1 files also hold plain numpy arrays), never arbitrary objects.
-
-    Raises:
-        CheckpointError: naming the file: truncated, not a torch file, holding anything else (a crafted
-            file is refused, not run), or missing a part of the training state.
-    """
-    path = Path(path)
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, unpickling refused, I/O: all mean "unusable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        refused = isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower()
-        reason = ("holds objects other than tensors, numbers and strings; refused, not unpickled" if refused
-                  else f"{type(exc).__name__}: {first}")
-        raise CheckpointError(f"{path}: unreadable training state ({reason})") from None
-    missing = [k for k in ("step", "optimizer", "scheduler", "rng") if not isinstance(state, dict) or k not in state]
-    if missing or not isinstance(state["step"], int) or not isinstance(state["rng"], list) or not state["rng"]:
-        raise CheckpointError(f"{path}: not a training state of lbag (missing or invalid: "
-                              f"{', '.join(missing) or 'step/rng'})")
-    return state
 
 
 # --- logging --------------------------------------------------------------------------------------
@@ -377,44 +274,6 @@ def _prepare_data(cfg: TrainConfig, dd: _Dist) -> None:
         dist.barrier()
 
 
-def _restore(ckpt_dir: Path, model: torch.nn.Module, optimizer, scheduler, device: torch.device, dd: _Dist,
-             log, criterion: torch.nn.Module | None = None) -> tuple[Checkpoint, dict]:
-    """Load the newest usable checkpoint into the model, optimizer, scheduler, the criterion's own state
-    (DeblurGAN-v2's discriminators) and this rank's RNG.
-
-    A newer checkpoint that cannot be used (truncated, refused by :func:`load_training_state`, weights
-    that do not load) is skipped with a warning naming it, and the log line says which one was used.
-
-    Raises:
-        CheckpointError: no checkpoint of ``ckpt_dir`` is usable (every reason listed).
-    """
-    unusable: list[str] = []
-    for ck in reversed(_checkpoints(ckpt_dir)):
-        try:
-            state = load_training_state(ck.state)
-            sd, _ = load_state_dict(ck.weights)
-            load_weights_into(model, {k: v.to(device) for k, v in sd.items()}, ck.weights)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            _load_criterion_state(criterion, state, ck.state)
-        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
-            unusable.append(str(exc) if isinstance(exc, CheckpointError) else f"{ck.state}: {type(exc).__name__}: {exc}")
-            if dd.main:
-                warnings.warn(f"cannot resume from step {ck.step}: {unusable[-1]}", stacklevel=3)
-            continue
-        rng = state["rng"]
-        if len(rng) != dd.world:
-            warnings.warn(f"{ck.state}: saved with {len(rng)} process(es), resuming with {dd.world}; "
-                          "the random streams restart from the saved rank 0 state", stacklevel=3)
-        _set_rng_state(rng[dd.rank] if dd.rank < len(rng) else rng[0], device)
-        if dd.main:
-            note = (f" (the {len(unusable)} newer checkpoint(s) are unusable: {'; '.join(unusable)})"
-                    if unusable else "")
-            log(f"lbag train: resumed from {ck.weights} at step {state['step']}{note}")
-        return ck, state
-    raise CheckpointError(f"{ckpt_dir}: no usable checkpoint to resume from: {'; '.join(unusable)}")
-
-
 # --- the DeblurGAN-v2 objective -------------------------------------------------------------------
 _FROZEN_VGG = "objective.vgg."  # the fixed ImageNet VGG19 comes from gan.vgg19_weights; never saved
 
@@ -509,6 +368,237 @@ def build_from_config(cfg: TrainConfig) -> torch.nn.Module:
     return build(cfg.model.name)
 
 
+# --- one step -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepOutcome:
+    """What :func:`train_step` did.
+
+    Attributes:
+        skipped: the loss was NaN/inf (on any rank): no parameter update.
+        loss: the total loss of this rank.
+        terms: the values a taken step adds to the logged means: ``loss/total``, ``loss/<term>`` for every
+            term the loss kept, ``loss/nan_terms``; empty for a skipped step.
+    """
+
+    skipped: bool
+    loss: float
+    terms: dict[str, float]
+
+
+def train_step(model: torch.nn.Module, criterion: torch.nn.Module, optimizer, scheduler, batch: dict, *,
+               device: torch.device, memory_format=torch.contiguous_format, bf16: bool = False,
+               grad_clip: float | None = None, world: int = 1) -> StepOutcome:
+    """One optimisation step on ``batch``: forward (bf16 autocast when ``bf16``), the loss in float32,
+    backward and update unless the loss is non-finite on any rank, then one scheduler step either way."""
+    blur = batch["blur"].to(device, non_blocking=True, memory_format=memory_format)
+    sharp = batch["sharp"].to(device, non_blocking=True)
+    mask = batch["mask"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(blur)
+    # The loss runs in float32: SSIM/FFT of bf16 images lose too much precision.
+    out = type(out)([o.float() for o in out.images], [None if m is None else m.float() for m in out.masks])
+    result = criterion(out, sharp, mask)
+    # The loss drops NaN terms itself; the step is bad when nothing finite is left.
+    surviving = [k for k in result.terms if k != "total"]
+    finite = (torch.isfinite(result.total.detach()) & torch.tensor(bool(surviving))).float()
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    optimizer.zero_grad(set_to_none=True)
+    loss, terms = float(result.total.detach()), {}
+    if finite.item() >= 1:
+        result.total.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        terms = {"loss/total": loss, **{f"loss/{k}": float(result.terms[k]) for k in surviving},
+                 "loss/nan_terms": float(result.n_nan)}
+    scheduler.step()
+    return StepOutcome(not terms, loss, terms)
+
+
+@dataclass
+class RunProgress:
+    """Where a run stands: the step, the best PSNR_w, skipped steps and the current run of bad ones."""
+
+    step: int = 0
+    best: float | None = None
+    skipped: int = 0
+    bad_run: int = 0
+    last_ckpt: Path | None = None
+
+    def record(self, outcome: StepOutcome, max_bad_steps: int, warn: bool = True) -> None:
+        """Count one step; a skipped one is warned about, and ``max_bad_steps`` in a row stop the run.
+
+        Raises:
+            TrainingDiverged: naming the last good checkpoint.
+        """
+        if outcome.skipped:
+            self.bad_run += 1
+            self.skipped += 1
+            if warn:
+                warnings.warn(f"step {self.step + 1}: non-finite loss ({outcome.loss}); step skipped "
+                              f"({self.bad_run} in a row)", stacklevel=2)
+            if self.bad_run >= max_bad_steps:
+                raise TrainingDiverged(
+                    f"{self.bad_run} consecutive steps with a NaN/inf loss at step {self.step + 1}; stopping. "
+                    f"Last good checkpoint: {self.last_ckpt or 'none written yet'}. Lower optim.lr or check "
+                    "the data.")
+        else:
+            self.bad_run = 0
+        self.step += 1
+
+    def checkpoint_due(self, every: int, max_steps: int) -> bool:
+        """A checkpoint at this step? Never inside a run of bad steps: the last good one stays the newest."""
+        return (self.step % every == 0 or self.step == max_steps) and self.bad_run == 0
+
+
+class _Meter:
+    """Means of the loss terms over each logging interval, for the log and the progress bar."""
+
+    def __init__(self, cfg: TrainConfig, step: int, bar: bool):
+        self.every, self.max_steps = cfg.train.log_every, cfg.optim.max_steps
+        self.sums: dict[str, float] = defaultdict(float)
+        self.n, self.t0, self.final_loss = 0, time.perf_counter(), None
+        self.bar = None
+        if bar:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+
+    def add(self, outcome: StepOutcome, lr: float) -> None:
+        for k, v in outcome.terms.items():
+            self.sums[k] += v
+        self.n += bool(outcome.terms)
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.n:
+                post = {k.split("/", 1)[1]: f"{v / self.n:.4f}" for k, v in self.sums.items()}
+                post["lr"] = f"{lr:.2e}"
+                self.bar.set_postfix(post, refresh=False)
+
+    def log(self, logger: _Logger, step: int, lr: float, skipped: int) -> None:
+        """At the end of an interval (and at the last step): log the means and start a new interval."""
+        if step % self.every and step != self.max_steps:
+            return
+        dt = time.perf_counter() - self.t0
+        vals = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        vals["lr"] = lr
+        vals["it_per_s"] = self.every / dt if step % self.every == 0 else float("nan")
+        vals["skipped_steps"] = float(skipped)
+        self.final_loss = vals.get("loss/total", self.final_loss)
+        logger.log(step, vals)
+        self.sums.clear()
+        self.n, self.t0 = 0, time.perf_counter()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --- the pieces of a run --------------------------------------------------------------------------
+def _training_device(cfg: TrainConfig) -> torch.device:
+    """The device of this process, after refusing a ``gan`` section under torchrun."""
+    if cfg.gan is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("gan: DeblurGAN-v2 trains in a single process (as its official trainer does); under "
+                          "torchrun its discriminators, RaGAN pools and discriminator Adam would drift apart "
+                          "on every rank (they are not synchronised). Run `lbag train` without torchrun.")
+    try:
+        return _rank_device(cfg.train.device)
+    except ValueError as exc:
+        raise ConfigError(f"train.device: {exc}") from None
+
+
+def _check_resume(run: RunDir, resume: bool, main: bool) -> None:
+    if resume and run.latest() is None:
+        raise FileNotFoundError(f"{run.ckpt_dir}: --resume given but no checkpoint found")
+    if not resume and main and run.latest() is not None:
+        warnings.warn(f"{run.root} already holds checkpoints; starting a new run over them "
+                      "(use --resume to continue)", stacklevel=3)
+
+
+def _init_model(cfg: TrainConfig, resume: bool, dd: _Dist, log) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """The network (LBAG+ init on a fresh run) and the DeblurGAN-v2 criterion if any, then the seeds."""
+    seed = cfg.train.seed
+    # Same seed on every rank: identical initial weights; per-rank offset for dropout afterwards.
+    torch.manual_seed(seed)
+    model = build_from_config(cfg)
+    if cfg.model.init and not resume:
+        skipped = init_from_mimo_unet_plus(model, cfg.model.init)
+        if dd.main:
+            log(f"lbag train: initialised from {cfg.model.init} (kept fresh: {', '.join(skipped)})")
+    gan_criterion = _gan_criterion(cfg, model, resume, dd.main, log)  # its discriminators: same seed
+    torch.manual_seed(seed + 1 + dd.rank)
+    np.random.seed((seed + 1 + dd.rank) % 2 ** 32)
+    random.seed(seed + 1 + dd.rank)
+    return model, gan_criterion
+
+
+def _objective(cfg: TrainConfig, model: torch.nn.Module, gan_criterion, device: torch.device) -> torch.nn.Module:
+    """DeblurGAN-v2's objective whatever loss.kind says; else LBAG's multi-scale loss or a baseline's."""
+    from .baseline_losses import baseline_loss
+    from .losses import MultiScaleLoss
+
+    if gan_criterion is not None:
+        return gan_criterion.to(device).train()
+    if cfg.loss.kind == "lbag":
+        gated = getattr(getattr(model, "config", None), "gated", False)  # baselines have no gate
+        return MultiScaleLoss(l1=cfg.loss.l1, ssim=cfg.loss.ssim, fft=cfg.loss.fft,
+                              mask=cfg.loss.mask if gated else 0.0, shift=cfg.loss.shift)
+    return baseline_loss(cfg.loss.kind)  # a Table 1 baseline's published objective
+
+
+def _data(cfg: TrainConfig, dd: _Dist, step: int, pin_memory: bool) -> tuple[DataLoader, Dataset | None]:
+    """The training loader from ``step`` on and the validation set (None without validation)."""
+    from .data import TrainDataset, ValDataset
+
+    d, seed = cfg.data, cfg.train.seed
+    train_set = TrainDataset(d.root, split=d.train_split, patch_size=d.patch_size, bapc=d.bapc,
+                             bapc_prob=d.bapc_prob, hflip=d.hflip, vflip=d.vflip, seed=seed, cache_dir=d.cache_dir,
+                             masks_root=d.masks_root, bapc_min_mask_mean=d.bapc_min_mask_mean)
+    val_set = None
+    if cfg.train.val_every > 0:
+        val_set = ValDataset(d.root, split=d.val_split, masks_root=d.masks_root, max_images=d.val_max_images)
+    sampler = StepSampler(len(train_set), cfg.optim.batch_size, seed=seed, start_step=step, rank=dd.rank,
+                          world=dd.world, max_steps=cfg.optim.max_steps)
+    # Its own generator: creating the iterator draws a worker base seed, which must not advance the
+    # global RNG (dropout) differently in a resumed run than in an uninterrupted one.
+    loader_rng = torch.Generator().manual_seed(seed * 7919 + step)
+    loader = DataLoader(_EpochKeyed(train_set), batch_sampler=sampler, num_workers=d.num_workers,
+                        pin_memory=pin_memory, persistent_workers=False, generator=loader_rng)
+    return loader, val_set
+
+
+def _validation_round(model: torch.nn.Module, val_set: Dataset, cfg: TrainConfig, device: torch.device,
+                      dd: _Dist, run: RunDir, logger: _Logger, progress: RunProgress, log) -> None:
+    """Validate at this step, log the metrics and keep the weights when PSNR_w is the best so far."""
+    tc, step = cfg.train, progress.step
+    metrics = validate(model, val_set, device, aligned=tc.val_aligned, tile=tc.val_tile, rank=dd.rank, world=dd.world)
+    logger.log(step, {f"val/{k}": v for k, v in metrics.items()})
+    pw = metrics.get("psnr_w", float("nan"))
+    if dd.main:
+        log(f"\nstep {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if math.isfinite(pw) and (progress.best is None or pw > progress.best):
+            progress.best = pw
+            run.save_best(model, step, pw)
+
+
+def _save_checkpoint(run: RunDir, cfg: TrainConfig, model: torch.nn.Module, optimizer, scheduler,
+                     criterion: torch.nn.Module, progress: RunProgress, device: torch.device, dd: _Dist) -> Path | None:
+    """Every rank joins the RNG gather; rank 0 writes the checkpoint of this step (None elsewhere)."""
+    rng = [rng_state(device)]
+    if dd.world > 1:
+        rng = [None] * dd.world
+        dist.all_gather_object(rng, rng_state(device))
+    if not dd.main:
+        return None
+    at = progress.step
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
+             "best_psnr_w": progress.best, "skipped_steps": progress.skipped,
+             "samples_seen": at * cfg.optim.batch_size, "world_size": dd.world,
+             "criterion": _criterion_state(criterion)}
+    return run.save(at, model, state, cfg.train.keep_last)
+
+
+# --- the recipe -----------------------------------------------------------------------------------
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
     """Train according to ``cfg``; with ``resume`` continue from the run folder's last checkpoint.
 
@@ -521,201 +611,58 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
         FileNotFoundError: no dataset (and no ``data.synth`` to generate one), or ``--resume`` without
             a checkpoint.
     """
-    from .baseline_losses import baseline_loss
-    from .data import TrainDataset, ValDataset
-    from .losses import MultiScaleLoss
-
     tc, oc = cfg.train, cfg.optim
-    if cfg.gan is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("gan: DeblurGAN-v2 trains in a single process (as its official trainer does); under "
-                          "torchrun its discriminators, RaGAN pools and discriminator Adam would drift apart "
-                          "on every rank (they are not synchronised). Run `lbag train` without torchrun.")
-    try:
-        device = _resolve_device(tc.device)
-    except ValueError as exc:
-        raise ConfigError(f"train.device: {exc}") from None
+    device = _training_device(cfg)
     dd = _setup_distributed(device)
-    if device.type == "cuda":
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.set_device(device)
-    out_dir = Path(tc.out_dir)
-    ckpt_dir = out_dir / "checkpoints"
+    run = RunDir(tc.out_dir)
     if dd.main:
-        check_output_dir(ckpt_dir)  # a file in the way, no permission, read-only: before any work
-        for folder in (out_dir, ckpt_dir):
-            remove_stale_temps(folder)  # half-written files of a killed run
+        run.prepare()  # a file in the way, no permission, read-only: before any work
     try:
         _prepare_data(cfg, dd)
-        if resume and latest_checkpoint(out_dir) is None:
-            raise FileNotFoundError(f"{ckpt_dir}: --resume given but no checkpoint found")
-        if not resume and dd.main and latest_checkpoint(out_dir) is not None:
-            warnings.warn(f"{out_dir} already holds checkpoints; starting a new run over them "
-                          "(use --resume to continue)", stacklevel=2)
-
-        # Same seed on every rank: identical initial weights; per-rank offset for dropout afterwards.
-        torch.manual_seed(tc.seed)
-        model = build_from_config(cfg)
-        if cfg.model.init and not resume:
-            skipped = init_from_mimo_unet_plus(model, cfg.model.init)
-            if dd.main:
-                log(f"lbag train: initialised from {cfg.model.init} (kept fresh: {', '.join(skipped)})")
-        gan_criterion = _gan_criterion(cfg, model, resume, dd.main, log)  # its discriminators: same seed
-        torch.manual_seed(tc.seed + 1 + dd.rank)
-        np.random.seed((tc.seed + 1 + dd.rank) % 2 ** 32)
-        random.seed(tc.seed + 1 + dd.rank)
-
-        cuda = device.type == "cuda"
+        _check_resume(run, resume, dd.main)
+        model, gan_criterion = _init_model(cfg, resume, dd, log)
         # bf16 autocast + channels_last wherever bf16 is native (CUDA, AVX512-BF16/AMX CPUs): 2.5-3.4x
-        # faster CPU steps (benchmarks/bench_train.py); the loss stays float32 (see below).
+        # faster CPU steps (benchmarks/bench_train.py); the loss stays float32 (see train_step).
         fast = tc.amp and bf16_supported(device)
         fmt = torch.channels_last if (tc.channels_last and (cuda or fast)) else torch.contiguous_format
         model = model.to(device, memory_format=fmt).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=oc.lr_step, gamma=oc.lr_gamma)
-        if gan_criterion is not None:  # DeblurGAN-v2: its objective whatever loss.kind says
-            criterion = gan_criterion.to(device).train()
-        elif cfg.loss.kind == "lbag":
-            gated = getattr(getattr(model, "config", None), "gated", False)  # baselines have no gate
-            criterion = MultiScaleLoss(l1=cfg.loss.l1, ssim=cfg.loss.ssim, fft=cfg.loss.fft,
-                                       mask=cfg.loss.mask if gated else 0.0, shift=cfg.loss.shift)
-        else:  # a Table 1 baseline's published objective
-            criterion = baseline_loss(cfg.loss.kind)
-
-        step, best, skipped_total, bad_run = 0, None, 0, 0
-        start = None
+        criterion = _objective(cfg, model, gan_criterion, device)
+        progress, resumed_at = RunProgress(), None
         if resume:
-            start, state = _restore(ckpt_dir, model, optimizer, scheduler, device, dd, log, criterion)
-            step, best = state["step"], state.get("best_psnr_w")
-            skipped_total = state.get("skipped_steps", 0)
-
+            ck, state = run.restore(model, optimizer, scheduler, device, dd.rank, dd.world, log,
+                                    partial(_load_criterion_state, criterion))
+            progress = RunProgress(state["step"], state.get("best_psnr_w"), state.get("skipped_steps", 0),
+                                   last_ckpt=ck.weights)
+            resumed_at = progress.step
         if dd.main:
-            write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        ddp_model = model
+            run.write_config(config_to_dict(cfg))
+        net = model
         if dd.world > 1:
-            ddp_model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if cuda else None)
-
-        train_set = TrainDataset(cfg.data.root, split=cfg.data.train_split, patch_size=cfg.data.patch_size,
-                                 bapc=cfg.data.bapc, bapc_prob=cfg.data.bapc_prob, hflip=cfg.data.hflip,
-                                 vflip=cfg.data.vflip, seed=tc.seed, cache_dir=cfg.data.cache_dir,
-                                 masks_root=cfg.data.masks_root, bapc_min_mask_mean=cfg.data.bapc_min_mask_mean)
-        val_set = None
-        if tc.val_every > 0:
-            val_set = ValDataset(cfg.data.root, split=cfg.data.val_split, masks_root=cfg.data.masks_root,
-                                 max_images=cfg.data.val_max_images)
-        sampler = StepSampler(len(train_set), oc.batch_size, seed=tc.seed, start_step=step, rank=dd.rank,
-                              world=dd.world, max_steps=oc.max_steps)
-        # Its own generator: creating the iterator draws a worker base seed, which must not advance the
-        # global RNG (dropout) differently in a resumed run than in an uninterrupted one.
-        loader_rng = torch.Generator().manual_seed(tc.seed * 7919 + step)
-        loader = DataLoader(_EpochKeyed(train_set), batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                            pin_memory=cuda, persistent_workers=False, generator=loader_rng)
-
-        logger = _Logger(out_dir, dd.main, step if start is not None else None)
-        bar = None
-        if dd.main and tc.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=oc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-
-        sums: dict[str, float] = defaultdict(float)
-        n_logged, t_interval, final_loss = 0, time.perf_counter(), None
-        last_ckpt = start.weights if start is not None else None
-
-        def save_checkpoint(at: int) -> Path | None:
-            # Every rank joins the RNG gather; only rank 0 writes.
-            rng = [_rng_state(device)]
-            if dd.world > 1:
-                rng = [None] * dd.world
-                dist.all_gather_object(rng, _rng_state(device))
-            path = None
-            if dd.main:
-                path = ckpt_dir / f"step_{at:08d}.safetensors"
-                save_model(model, path, metadata={"step": str(at)})
-                _atomic_torch_save({"version": _STATE_VERSION, "step": at, "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(), "rng": rng, "best_psnr_w": best,
-                                    "skipped_steps": skipped_total, "samples_seen": at * oc.batch_size,
-                                    "world_size": dd.world, "criterion": _criterion_state(criterion)},
-                                   ckpt_dir / f"step_{at:08d}.state.pt")
-                for old in _checkpoints(ckpt_dir)[:-tc.keep_last]:
-                    old.state.unlink(missing_ok=True)  # state first: a lone weights file is never "latest"
-                    old.weights.unlink(missing_ok=True)
-            return path
-
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast)
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        loader, val_set = _data(cfg, dd, progress.step, pin_memory=cuda)
+        logger = _Logger(run.root, dd.main, resumed_at)
+        meter = _Meter(cfg, progress.step, bar=dd.main and tc.progress)
         for batch in loader:
-            blur = batch["blur"].to(device, non_blocking=True, memory_format=fmt)
-            sharp = batch["sharp"].to(device, non_blocking=True)
-            mask = batch["mask"].to(device, non_blocking=True)
-            with autocast:
-                out = ddp_model(blur)
-            # The loss runs in float32: SSIM/FFT of bf16 images lose too much precision.
-            out = type(out)([o.float() for o in out.images],
-                            [None if m is None else m.float() for m in out.masks])
-            result = criterion(out, sharp, mask)
-            # The loss drops NaN terms itself; the step is bad when nothing finite is left.
-            surviving = [k for k in result.terms if k != "total"]
-            finite = (torch.isfinite(result.total.detach()) & torch.tensor(bool(surviving))).float()
-            if dd.world > 1:
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            optimizer.zero_grad(set_to_none=True)
-            if finite.item() < 1:
-                bad_run += 1
-                skipped_total += 1
-                if dd.main:
-                    warnings.warn(f"step {step + 1}: non-finite loss ({result.total.item()}); step skipped "
-                                  f"({bad_run} in a row)", stacklevel=2)
-                if bad_run >= tc.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"{bad_run} consecutive steps with a NaN/inf loss at step {step + 1}; stopping. "
-                        f"Last good checkpoint: {last_ckpt or 'none written yet'}. Lower optim.lr or check "
-                        "the data.")
-            else:
-                bad_run = 0
-                result.total.backward()
-                if oc.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
-                optimizer.step()
-                sums["loss/total"] += float(result.total.detach())
-                for k in surviving:
-                    sums[f"loss/{k}"] += float(result.terms[k])
-                sums["loss/nan_terms"] += float(result.n_nan)
-                n_logged += 1
-            scheduler.step()
-            step += 1
-
-            if bar is not None:
-                bar.update(1)
-                if n_logged:
-                    post = {k.split("/", 1)[1]: f"{v / n_logged:.4f}" for k, v in sums.items()}
-                    post["lr"] = f"{optimizer.param_groups[0]['lr']:.2e}"
-                    bar.set_postfix(post, refresh=False)
-            if step % tc.log_every == 0 or step == oc.max_steps:
-                dt = time.perf_counter() - t_interval
-                vals = {k: v / max(n_logged, 1) for k, v in sums.items()}
-                vals["lr"] = optimizer.param_groups[0]["lr"]
-                vals["it_per_s"] = tc.log_every / dt if step % tc.log_every == 0 else float("nan")
-                vals["skipped_steps"] = float(skipped_total)
-                final_loss = vals.get("loss/total", final_loss)
-                logger.log(step, vals)
-                sums.clear()
-                n_logged, t_interval = 0, time.perf_counter()
-            if val_set is not None and (step % tc.val_every == 0 or step == oc.max_steps):
-                metrics = validate(model, val_set, device, aligned=tc.val_aligned, tile=tc.val_tile,
-                                   rank=dd.rank, world=dd.world)
-                logger.log(step, {f"val/{k}": v for k, v in metrics.items()})
-                pw = metrics.get("psnr_w", float("nan"))
-                if dd.main:
-                    log(f"\nstep {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                    if math.isfinite(pw) and (best is None or pw > best):
-                        best = pw
-                        save_model(model, out_dir / "best.safetensors",
-                                   metadata={"step": str(step), "psnr_w": f"{pw:.4f}"})
-            # No checkpoint inside a run of bad steps: the last good one must stay the newest.
-            if (step % tc.ckpt_every == 0 or step == oc.max_steps) and bad_run == 0:
-                last_ckpt = save_checkpoint(step) or last_ckpt
-        if bar is not None:
-            bar.close()
+            outcome = train_step(net, criterion, optimizer, scheduler, batch, device=device, memory_format=fmt,
+                                 bf16=fast, grad_clip=oc.grad_clip, world=dd.world)
+            progress.record(outcome, tc.max_bad_steps, warn=dd.main)
+            lr = optimizer.param_groups[0]["lr"]
+            meter.add(outcome, lr)
+            meter.log(logger, progress.step, lr, progress.skipped)
+            if val_set is not None and (progress.step % tc.val_every == 0 or progress.step == oc.max_steps):
+                _validation_round(model, val_set, cfg, device, dd, run, logger, progress, log)
+            if progress.checkpoint_due(tc.ckpt_every, oc.max_steps):
+                saved = _save_checkpoint(run, cfg, model, optimizer, scheduler, criterion, progress, device, dd)
+                progress.last_ckpt = saved or progress.last_ckpt
+        meter.close()
         logger.close()
-        return TrainResult(step, out_dir, last_ckpt, best, skipped_total, final_loss, model)
+        return TrainResult(progress.step, run.root, progress.last_ckpt, progress.best, progress.skipped,
+                           meter.final_loss, model)
     finally:
         if dd.initialised_here and dist.is_initialized():
             dist.destroy_process_group()
