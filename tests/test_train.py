@@ -3,6 +3,7 @@
 import os
 import socket
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,11 @@ import torch
 
 from lbag.config import load_config
 from lbag.data.layout import write_image, write_mask
+from lbag.losses import LossResult, MultiScaleLoss
 from lbag.models import load_model
-from lbag.train import StepSampler, TrainingDiverged, latest_checkpoint, train
+from lbag.rundir import STATE_VERSION, RunDir, load_training_state
+from lbag.train import (RunProgress, StepOutcome, StepSampler, TrainingDiverged, build_from_config,
+                        latest_checkpoint, train, train_step)
 
 
 def _make_dataset(root, n_train=4, n_test=2, size=64, seed=0):
@@ -142,70 +146,92 @@ def test_missing_cuda_is_a_config_error_before_anything_is_written(data_root, tm
     assert not (tmp_path / "run").exists()
 
 
-def test_checkpoint_write_is_atomic(data_root, tmp_path, monkeypatch):
-    out = tmp_path / "run"
-    train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)
-    before = latest_checkpoint(out)
-    assert before.step == 2
+class _DiskFull:
+    """Writing it fails half-way through a state file, as a full disk does."""
 
-    import lbag.train as T
-
-    real_save = torch.save
-
-    def crash(obj, fh, *a, **k):  # writes half a file, then the machine "dies"
-        real_save({"partial": True}, fh)
+    def __reduce__(self):
         raise OSError("disk full")
 
-    monkeypatch.setattr(T.torch, "save", crash)
+
+def test_checkpoint_write_is_atomic(data_root, tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)
+    run = RunDir(out)
+    before = run.latest()
+    assert before.step == 2 and latest_checkpoint(out) == before
+
+    model = load_model(before.weights)
     with pytest.raises(OSError, match="disk full"):
-        train(_cfg(data_root, out, optim__max_steps=4), resume=True, log=lambda *_: None)
-    monkeypatch.setattr(T.torch, "save", real_save)
-    after = latest_checkpoint(out)
-    assert after.step == 2  # the weights of step 4 may exist, but without a state file it is not "latest"
+        run.save(4, model, {"optimizer": {}, "scheduler": {}, "rng": [{}], "late": _DiskFull()}, keep_last=1)
+    assert (out / "checkpoints" / "step_00000004.safetensors").is_file()  # the weights were written ...
+    assert run.latest() == before  # ... but without a state file step 4 is not "latest", and nothing was pruned
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp files left
-    state = torch.load(after.state, weights_only=False)
-    assert state["step"] == 2 and "optimizer" in state
+    state = load_training_state(before.state)
+    assert state["step"] == 2 and state["version"] == STATE_VERSION and "optimizer" in state
     res = train(_cfg(data_root, out, optim__max_steps=4), resume=True, log=lambda *_: None)
     assert res.step == 4
 
 
-def test_nan_loss_skips_then_stops(data_root, tmp_path, monkeypatch):
-    from lbag import losses
+class _NaNLoss(torch.nn.Module):
+    """The real loss, with every term turned NaN (as a diverging run gives)."""
 
-    real_forward = losses.MultiScaleLoss.forward
-    calls = {"n": 0}
+    def __init__(self):
+        super().__init__()
+        self.real = MultiScaleLoss()
 
-    def flaky(self, out, target, mask=None):
-        calls["n"] += 1
-        r = real_forward(self, out, target, mask)
-        if calls["n"] == 2:  # one bad step: skipped, training goes on
-            return losses.LossResult(total=r.total * float("nan"), terms={"total": float("nan")}, n_nan=4)
-        return r
+    def forward(self, out, target, mask=None):
+        r = self.real(out, target, mask)
+        return LossResult(total=r.total * float("nan"), terms={"total": float("nan")}, n_nan=4)
 
-    monkeypatch.setattr(losses.MultiScaleLoss, "forward", flaky)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = train(_cfg(data_root, tmp_path / "one", optim__max_steps=3), log=lambda *_: None)
-    assert res.step == 3 and res.skipped_steps == 1
-    assert any("non-finite loss" in str(w.message) for w in caught)
 
-    def always_nan(self, out, target, mask=None):
-        r = real_forward(self, out, target, mask)
-        return losses.LossResult(total=r.total * float("inf"), terms={"total": float("inf")}, n_nan=4)
+def _one_step_setup(data_root, tmp_path):
+    from torch.utils.data import default_collate
 
-    monkeypatch.setattr(losses.MultiScaleLoss, "forward", real_forward)
-    out = tmp_path / "many"
-    train(_cfg(data_root, out, optim__max_steps=2), log=lambda *_: None)
-    good = _weights(latest_checkpoint(out).weights)
-    monkeypatch.setattr(losses.MultiScaleLoss, "forward", always_nan)
+    from lbag.data import TrainDataset
+
+    cfg = _cfg(data_root, tmp_path / "run")
+    torch.manual_seed(0)
+    model = build_from_config(cfg).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    data = TrainDataset(data_root, patch_size=48, cache_dir=tmp_path / "cache", seed=0)
+    return model, optimizer, scheduler, default_collate([data[0], data[1]])
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")  # the skipped step comes first
+def test_nan_loss_step_is_skipped_without_touching_the_weights(data_root, tmp_path):
+    model, optimizer, scheduler, batch = _one_step_setup(data_root, tmp_path)
+    cpu = torch.device("cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bad = train_step(model, _NaNLoss(), optimizer, scheduler, batch, device=cpu)
+    assert bad.skipped and bad.terms == {} and not np.isfinite(bad.loss)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters()) and optimizer.state_dict()["state"] == {}
+    assert scheduler.last_epoch == 1  # the lr schedule follows the step count, skipped or not
+
+    good = train_step(model, MultiScaleLoss(), optimizer, scheduler, batch, device=cpu, grad_clip=1.0)
+    assert not good.skipped and np.isfinite(good.loss) and good.terms["loss/total"] == good.loss
+    assert {"loss/l1", "loss/ssim", "loss/fft", "loss/nan_terms"} <= set(good.terms)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint():
+    good, bad = StepOutcome(False, 0.5, {"loss/total": 0.5}), StepOutcome(True, float("nan"), {})
+    last = Path("run/checkpoints/step_00000002.safetensors")
+    p = RunProgress(step=2, last_ckpt=last)
+    with pytest.warns(UserWarning, match=r"step 3: non-finite loss \(nan\); step skipped \(1 in a row\)"):
+        p.record(bad, max_bad_steps=3)
+    assert (p.step, p.skipped, p.bad_run) == (3, 1, 1)
+    p.record(good, max_bad_steps=3)
+    assert (p.step, p.skipped, p.bad_run) == (4, 1, 0) and p.checkpoint_due(every=2, max_steps=10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(TrainingDiverged, match="consecutive") as exc:
-            train(_cfg(data_root, out, optim__max_steps=10, train__max_bad_steps=3), resume=True,
-                  log=lambda *_: None)
-    assert "step_00000002" in str(exc.value)
-    assert latest_checkpoint(out).step == 2
-    assert all(torch.equal(good[k], v) for k, v in _weights(latest_checkpoint(out).weights).items())
+        p.record(bad, max_bad_steps=3)
+        p.record(bad, max_bad_steps=3)
+        assert p.step == 6 and not p.checkpoint_due(every=2, max_steps=6)  # none inside a run of bad steps
+        with pytest.raises(TrainingDiverged, match="3 consecutive steps .* at step 7") as exc:
+            p.record(bad, max_bad_steps=3)
+    assert str(last) in str(exc.value) and p.skipped == 4
 
 
 def _free_port():
