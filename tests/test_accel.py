@@ -36,12 +36,26 @@ def test_bf16_within_reduced_precision_target(model_and_input):
     assert psnr(ref.clamp(0, 1), out.clamp(0, 1)) > 50
 
 
-def test_auto_and_errors(model_and_input):
+def _cpuinfo(flags):
+    import io
+
+    text = f"processor\t: 0\nmodel name\t: test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n"
+    return lambda *a, **k: io.StringIO(text)
+
+
+@pytest.mark.parametrize("flags,native", [("fpu sse2 avx2 avx512f avx512bw", False),
+                                          ("fpu sse2 avx512f avx512_bf16 avx512_vnni", True),
+                                          ("fpu amx_tile amx_bf16 amx_int8", True), ("fpu sse2", False)])
+def test_auto_and_errors(model_and_input, monkeypatch, flags, native):
+    import lbag.accel as A
+
     model, _ = model_and_input
-    assert auto_path("cpu") == ("bf16" if cpu_has_bf16() else "channels_last")
+    monkeypatch.setattr(A, "open", _cpuinfo(flags), raising=False)  # what /proc/cpuinfo says
+    assert cpu_has_bf16() is native
+    assert auto_path("cpu") == ("bf16" if native else "channels_last")
     with pytest.raises(ValueError, match="unknown inference path 'fastest'"):
         prepare(model, "cpu", "fastest")
-    if not cpu_has_bf16():
+    if not native:
         with pytest.raises(ValueError, match="bf16"):
             prepare(model, "cpu", "bf16")
 

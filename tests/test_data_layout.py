@@ -56,7 +56,8 @@ def test_image_io_roundtrip_and_formats(tmp_path):
     red[..., 0] = 1
     write_image(tmp_path / "red.png", red)
     assert read_image(tmp_path / "red.png")[0, 0].tolist() == [1, 0, 0]
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+    # atomic writes leave no temp files (lbag.atomic names them .<stem>.lbagtmp-<pid>-<token><suffix>)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a16.png", "a8.png", "g.png", "red.png", "rgba.png"]
 
 
 def test_read_mask_any_nonzero(tmp_path):

@@ -116,10 +116,24 @@ def test_bad_input(model):
         deblur_tensor(model, torch.rand(1, 3, 64, 64), tile=16, overlap=16)
 
 
-def test_auto_tile_size(model):
+def test_auto_tile_size(model, monkeypatch):
+    import lbag.infer as I
+
     side = auto_tile_size(model, torch.device("cpu"))
     assert side % ALIGN == 0 and 128 <= side <= 512
     assert bytes_per_pixel(lbag_small()) < bytes_per_pixel(mimo_unet())
+    # Worked by hand for lbag_small (2400 bytes/px): half of 436,330,800 free bytes is 218,165,400, i.e.
+    # a 301.5 px square; rounded down to 301, then to a multiple of 4 (300) or of 32 (288).
+    small = lbag_small()
+    assert bytes_per_pixel(small) == 2400
+    monkeypatch.setattr(I, "available_memory", lambda device: 436_330_800)
+    assert auto_tile_size(small, torch.device("cpu")) == 300
+    assert auto_tile_size(small, torch.device("cpu"), align=32) == 288
+    monkeypatch.setattr(I, "available_memory", lambda device: 10**6)  # 14 px would fit: the 128 px floor
+    assert auto_tile_size(small, torch.device("cpu")) == 128
+    monkeypatch.setattr(I, "available_memory", lambda device: 10**13)  # 45,643 px would fit: the caps
+    assert auto_tile_size(small, torch.device("cpu")) == 512
+    assert auto_tile_size(small, torch.device("cuda")) == 2048
 
 
 def test_collect_inputs(tmp_path):

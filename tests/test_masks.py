@@ -1,5 +1,6 @@
 """LBFMG masks (MOG2 background subtraction) on a tiny generated scene."""
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,10 @@ def test_generate_masks_layout_resume_and_bad_files(scene, tmp_path):
     out = tmp_path / "m"
     res = generate_masks(scene, out, progress=False)
     assert len(res["written"]) == 12 and not res["problems"]
-    assert (out / "train" / "s01" / "00" / "00.png").is_file() or list(out.glob("*/*/00/00.png"))
+    # OUT/<split>/<scene>/<seq>/<idx>.png for each dataset/<split>/<scene>/<seq>/<idx>_blur.png
+    expected = {(out / p.blur.relative_to(scene / "dataset")).with_name(p.blur.name.replace("_blur", ""))
+                for split in ("train", "test") for p in find_pairs(scene, split)}
+    assert len(expected) == 12 and set(out.rglob("*.png")) == expected
     again = generate_masks(scene, out, progress=False)
     assert len(again["skipped"]) == 12 and not again["written"]
     # A corrupt blurred image is reported; the rest of the scene is still processed.
