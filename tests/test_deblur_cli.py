@@ -148,6 +148,18 @@ def test_demo_writes_pictures_and_metrics(tmp_path, capsys):
         assert (out / f"{name}.png").is_file(), name
     text = capsys.readouterr().out
     assert "| deblurred" in text and "PSNR_w" in text
+    # The printed PSNR / PSNR_w, recomputed from the 8-bit PNGs it wrote, with plain numpy.
+    u8 = {n: cv2.imread(str(out / f"{n}.png"), cv2.IMREAD_UNCHANGED) for n in ("blurred", "deblurred", "sharp")}
+    assert all(a.dtype == np.uint8 and a.shape == (128, 160, 3) for a in u8.values())
+    m = cv2.imread(str(out / "true_mask.png"), cv2.IMREAD_UNCHANGED) > 0
+    assert 0 < m.mean() < 1
+    rows = {r.split("|")[1].strip(): [float(v) for v in r.split("|")[2:-1]]
+            for r in text.splitlines() if r.startswith("| blurred input") or r.startswith("| deblurred")}
+    for name, file in (("blurred input", "blurred"), ("deblurred", "deblurred")):
+        se = ((u8[file].astype(np.float64) - u8["sharp"]) / 255) ** 2
+        psnr, psnr_w = 10 * np.log10(1 / se.mean()), 10 * np.log10(1 / se[m].mean())
+        assert abs(rows[name][0] - psnr) <= 0.0051 and abs(rows[name][2] - psnr_w) <= 0.0051, name
+    assert rows["deblurred"][2] > rows["blurred input"][2]  # the model does deblur the blurred region
     assert main(["demo", "-o", str(out), "--size", "32x32"]) == 2
     assert main(["demo", "-o", str(out), "--size", "160by128"]) == 2
 

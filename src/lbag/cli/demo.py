@@ -34,15 +34,13 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from ..atomic import check_output_dir
-    from ..data.layout import to_float, write_image, write_mask
-    from .synth import _size
-    from ..data.synth import SynthConfig, render_sample
     from ..accel import prepare
+    from ..atomic import check_output_dir
+    from ..data.layout import to_float
+    from ..data.synth import SynthConfig, render_sample
     from ..infer import BUNDLED_SHARP_AT, deblur_tensor, load_for_inference, model_banner
-    from ..metrics import compute_metrics, psnr_weighted
     from ..models import CheckpointError
-    from ..report import comparison_picture, mask_to_rgb, overlay_mask
+    from .synth import _size
 
     w, h = _size(args.size)  # the WIDTHxHEIGHT form of lbag synth
     if w < 64 or h < 64:
@@ -66,6 +64,33 @@ def run(args) -> int:
     deblurred = res.image.permute(1, 2, 0).numpy()
     pred_mask = res.mask[0].numpy() if res.mask is not None else None
 
+    _write_pictures(out, blur, sharp, deblurred, mask, pred_mask)
+    rows = _metric_rows(blur, sharp, deblurred, mask)
+
+    weights = args.weights or "the bundled demonstration model"
+    print(f"lbag demo: synthetic {w}x{h} scene (seed {args.seed}), {100 * mask.mean():.1f}% of the pixels "
+          f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px, sharp frame at the {sharp_at} "
+          f"of the exposure; rendered in {t_render:.1f} s")
+    print(f"deblurred with {weights} in {t_deblur:.2f} s, inference path {runner.description}")
+    for line in model_banner(args.weights, model):
+        print(line)
+    print()
+    _print_table(rows)
+    print()
+    print("dB values are 8-bit quantised (the paper's protocol). PSNR_w/SSIM_w: over the blurred region. PSNR static:")
+    print("vs the sharp image over the pixels no object touched (sensor noise of the two exposures bounds it).")
+    print("static vs input: PSNR between output and input on those pixels (high = static pixels left alone).")
+    print(f"wrote {out}/: blurred.png, deblurred.png, sharp.png, predicted_mask.png, true_mask.png, comparison.png")
+    return 0
+
+
+def _write_pictures(out, blur, sharp, deblurred, mask, pred_mask) -> None:
+    """The images of the demo and the side-by-side comparison picture."""
+    import numpy as np
+
+    from ..data.layout import write_image, write_mask
+    from ..report import comparison_picture, mask_to_rgb, overlay_mask
+
     write_image(out / "blurred.png", blur)
     write_image(out / "sharp.png", sharp)
     write_image(out / "deblurred.png", deblurred)
@@ -76,6 +101,14 @@ def run(args) -> int:
         panels.append(("predicted blur mask", mask_to_rgb(pred_mask)))
     panels.append(("true blur mask", overlay_mask(sharp, mask.astype(np.float32))))
     write_image(out / "comparison.png", comparison_picture(panels))
+
+
+def _metric_rows(blur, sharp, deblurred, mask) -> list[tuple]:
+    """(name, PSNR, SSIM, PSNR_w, SSIM_w, PSNR static, static vs input) of the input and the output."""
+    import numpy as np
+    import torch
+
+    from ..metrics import compute_metrics, psnr_weighted
 
     def chw(a):
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
@@ -89,23 +122,12 @@ def run(args) -> int:
         kept = psnr_weighted(chw(img), chw(blur), 1 - m_t)
         rows.append((name, float(m["psnr"][0]), float(m["ssim"][0]), float(m["psnr_w"][0]),
                      float(m["ssim_w"][0]), float(static[0]), float(kept[0])))
+    return rows
 
-    weights = args.weights or "the bundled demonstration model"
-    print(f"lbag demo: synthetic {w}x{h} scene (seed {args.seed}), {100 * mask.mean():.1f}% of the pixels "
-          f"blurred, blur extents {', '.join(f'{e:.0f}' for e in scene.extents)} px, sharp frame at the {sharp_at} "
-          f"of the exposure; rendered in {t_render:.1f} s")
-    print(f"deblurred with {weights} in {t_deblur:.2f} s, inference path {runner.description}")
-    for line in model_banner(args.weights, model):
-        print(line)
-    print()
+
+def _print_table(rows: list[tuple]) -> None:
     print(f"| {'image':<14} | {'PSNR':>6} | {'SSIM':>6} | {'PSNR_w':>6} | {'SSIM_w':>6} | {'PSNR static':>11} "
           f"| {'static vs input':>15} |")
     print(f"|{'-' * 16}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 13}|{'-' * 17}|")
     for name, p, s, pw, sw, st, kept in rows:
         print(f"| {name:<14} | {p:6.2f} | {s:6.4f} | {pw:6.2f} | {sw:6.4f} | {st:11.2f} | {kept:15.2f} |")
-    print()
-    print("dB values are 8-bit quantised (the paper's protocol). PSNR_w/SSIM_w: over the blurred region. PSNR static:")
-    print("vs the sharp image over the pixels no object touched (sensor noise of the two exposures bounds it).")
-    print("static vs input: PSNR between output and input on those pixels (high = static pixels left alone).")
-    print(f"wrote {out}/: blurred.png, deblurred.png, sharp.png, predicted_mask.png, true_mask.png, comparison.png")
-    return 0
