@@ -60,6 +60,16 @@ def test_auto_and_errors(model_and_input, monkeypatch, flags, native):
             prepare(model, "cpu", "bf16")
 
 
+def test_compile_path_leaves_the_inductor_settings_alone(model_and_input):
+    import torch._inductor.config as inductor_config
+
+    model, _ = model_and_input
+    before = inductor_config.freezing
+    runner = prepare(model, "cpu", "compile")  # compiles lazily: nothing runs here
+    assert runner.description == "compile on cpu" and inductor_config.freezing == before
+    prepare(model, "cpu", "eager")
+
+
 def test_eager_after_channels_last_is_the_reference_again(model_and_input):
     model, x = model_and_input
     ref = prepare(model, "cpu", "eager")(x).images[-1]

@@ -97,6 +97,8 @@ def test_calibrate_then_run_session(session, capsys):
     text = capsys.readouterr().out
     assert "s01: 1 processed, 1 already done, 0 failed" in text
     assert done.stat().st_mtime_ns == stamp
+    from lbag.capture import pipeline
+    assert pipeline._CTX == {}  # an in-process run (workers=1) leaves no scene behind in this process
     rep1 = json.loads((out / "capture_reports" / "train" / "s01.json").read_text())
     assert set(rep1["pairs"]) == {"s01/00/00", "s01/00/01"}
 

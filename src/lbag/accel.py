@@ -135,11 +135,9 @@ def prepare(model: MIMOUNet, device: torch.device | str = "cpu", path: str = "au
     model = model.to(memory_format=torch.channels_last)
     net: Callable[[torch.Tensor], DeblurOutput] = model
     if path == "compile":
-        import torch._inductor.config as inductor_config
-
-        # Frozen weights let inductor pre-pack convolution weights for oneDNN.
-        inductor_config.freezing = True
-        net = torch.compile(model, dynamic=False)
+        # Frozen weights let inductor pre-pack convolution weights for oneDNN; an option of this compile
+        # only, not a process-wide inductor setting.
+        net = torch.compile(model, dynamic=False, options={"freezing": True})
     dtype = torch.bfloat16 if path == "bf16" else None
 
     def forward(x: torch.Tensor) -> DeblurOutput:

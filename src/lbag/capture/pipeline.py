@@ -217,7 +217,8 @@ def isp_config(calib: CaptureCalibration, options: CaptureOptions) -> IspConfig:
                      wb_stage=options.wb_stage)
 
 
-# Worker state: set once per process so the flow field is not pickled with every pair.
+# A worker process's scene: set by its initializer so the flow field is not pickled with every pair.
+# Never set in the calling process (workers=1 passes the scene to _run_pair).
 _CTX: dict = {}
 
 
@@ -226,10 +227,11 @@ def _init_worker(ctx: dict) -> None:
     _CTX.update(ctx)
 
 
-def _run_pair(job: PairJob) -> dict:
+def _run_pair(job: PairJob, ctx: dict | None = None) -> dict:
     from ..data.layout import write_image
 
-    calib, isp, flow, opts = _CTX["calib"], _CTX["isp"], _CTX["flow"], _CTX["options"]
+    ctx = _CTX if ctx is None else ctx
+    calib, isp, flow, opts = ctx["calib"], ctx["isp"], ctx["flow"], ctx["options"]
     try:
         fs = _read(job.sharp, calib)
         fb = _read(job.blur, calib)
@@ -342,8 +344,7 @@ def process_scene(scene_dir: str | os.PathLike, out_root: str | os.PathLike,
     bar = tqdm(total=len(todo), desc=f"capture {scene_dir.name}", unit="pair", disable=not options.progress)
     try:
         if options.workers == 1:
-            _init_worker(ctx)
-            outputs = (_run_pair(j) for j in todo)
+            outputs = (_run_pair(j, ctx) for j in todo)
         else:
             ex = ProcessPoolExecutor(max_workers=options.workers, initializer=_init_worker, initargs=(ctx,))
             outputs = ex.map(_run_pair, todo)

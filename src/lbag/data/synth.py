@@ -25,6 +25,7 @@ Several images of a scene share its background, as in ReLoBlur, which LBFMG mask
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -164,35 +165,29 @@ def _encode8(linear: np.ndarray) -> np.ndarray:
 _COLOUR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "colorwheel")
 _GRAY_PHOTOS = ("brick", "grass", "gravel", "camera", "moon", "coins", "text", "page")
-_photo_cache: dict[str, list[np.ndarray]] = {}
-
-
+@functools.cache  # once per process
 def _skimage_photos() -> list[np.ndarray]:
     """The scikit-image sample photos that ship with the package (8-bit sRGB, (H, W, 3))."""
-    if "skimage" not in _photo_cache:
-        import skimage.data
+    import skimage.data
 
-        photos = []
-        for name in _COLOUR_PHOTOS + _GRAY_PHOTOS:
-            try:
-                img = np.asarray(getattr(skimage.data, name)())
-            except Exception:  # a sample that would need a download: use the others
-                continue
-            if img.ndim == 2:
-                img = np.repeat(img[:, :, None], 3, axis=2)
-            photos.append(np.ascontiguousarray(img[:, :, :3].astype(np.uint8)))
-        _photo_cache["skimage"] = photos
-    return _photo_cache["skimage"]
+    photos = []
+    for name in _COLOUR_PHOTOS + _GRAY_PHOTOS:
+        try:
+            img = np.asarray(getattr(skimage.data, name)())
+        except Exception:  # a sample that would need a download: use the others
+            continue
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        photos.append(np.ascontiguousarray(img[:, :, :3].astype(np.uint8)))
+    return photos
 
 
+@functools.cache  # once per process and folder
 def _folder_photos(folder: str) -> list[Path]:
-    key = f"folder:{folder}"
-    if key not in _photo_cache:
-        files = list_images(folder)
-        if not files:
-            raise FileNotFoundError(f"{folder}: no images found for the synthetic generator")
-        _photo_cache[key] = files  # type: ignore[assignment]
-    return _photo_cache[key]  # type: ignore[return-value]
+    files = list_images(folder)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images found for the synthetic generator")
+    return files
 
 
 @dataclass(frozen=True)
