@@ -7,8 +7,9 @@ the scene, warping it onto the sharp camera's pixel grid.
 Substitutions (the paper's tools are not available):
 
 - Flow: the paper used *pyflow* (Ce Liu's coarse-to-fine variational flow), which no longer installs.
-  The backend here is pluggable: OpenCV DIS (default; dense inverse search with variational refinement),
-  Farneback, DeepFlow and Dual TV-L1 (``cv2.optflow``). Because a beam splitter is coaxial, the two
+  The backend here is pluggable: Farneback (what ``lbag capture run`` uses, ``CaptureOptions.flow_method``),
+  OpenCV DIS (dense inverse search with variational refinement; :func:`estimate_flow`'s own default),
+  DeepFlow and Dual TV-L1 (``cv2.optflow``). Because a beam splitter is coaxial, the two
   cameras see the scene from the same centre of projection, so their misalignment is a smooth mapping of
   the image plane (mechanical shift/rotation/scale plus lens differences) with no parallax. The optional
   ``model="poly"`` fits a low-order bivariate polynomial to the dense flow (robustly, ignoring

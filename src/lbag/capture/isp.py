@@ -1,5 +1,6 @@
 """The image signal processor of the ReLoBlur pipeline (*Real-World Deep Local Motion Deblurring*, Li et
-al., AAAI 2023): Menon demosaicing, white balance, colour matrix, sRGB gamma, 8- or 16-bit output.
+al., AAAI 2023): white balance (on the Bayer frame by default, ``IspConfig.wb_stage="cfa"``; after
+demosaicing with ``"rgb"``), Menon demosaicing, colour matrix, sRGB gamma, 8- or 16-bit output.
 
 Demosaicing is Menon, Andriani and Calvagno, "Demosaicing with directional filtering and a posteriori
 decision" (IEEE TIP 2007), as implemented by ``colour_demosaicing.demosaicing_CFA_Bayer_Menon2007``.
@@ -127,7 +128,8 @@ def color_process(rgb: np.ndarray, config: IspConfig, white_balance: bool = True
 
 
 def run_isp(cfa: np.ndarray, config: IspConfig) -> np.ndarray:
-    """RAW -> sRGB: Menon demosaicing, white balance, colour matrix, sRGB gamma.
+    """RAW -> sRGB: white balance (before demosaicing unless ``wb_stage="rgb"``), Menon demosaicing,
+    colour matrix, sRGB gamma.
 
     Args:
         cfa: (H, W) Bayer frame, linear, black level removed (0..1 = black..white level).
