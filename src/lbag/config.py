@@ -30,7 +30,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
-    "SynthConfig",
+    "SynthSection",
     "TrainConfig",
     "TrainLoopConfig",
     "config_to_dict",
@@ -68,8 +68,9 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class SynthConfig:
-    """Synthetic data made by :func:`lbag.data.synth.generate` when ``data.root`` holds no dataset yet."""
+class SynthSection:
+    """The ``data.synth`` section: synthetic data made by :func:`lbag.data.synth.generate` when ``data.root``
+    holds no dataset yet (the generator's own settings are :class:`lbag.data.synth.SynthConfig`)."""
 
     scenes: int = 12
     width: int = 320
@@ -110,7 +111,7 @@ class DataConfig:
     num_workers: int = 4
     val_max_images: int | None = None
     cache_dir: str | None = None
-    synth: SynthConfig | None = None
+    synth: SynthSection | None = None
 
 
 @dataclass(frozen=True)
