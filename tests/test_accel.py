@@ -60,6 +60,7 @@ def test_auto_and_errors(model_and_input, monkeypatch, flags, native):
             prepare(model, "cpu", "bf16")
 
 
+@pytest.mark.slow
 def test_compile_path_leaves_the_inductor_settings_alone(model_and_input):
     import torch._inductor.config as inductor_config
 

@@ -65,6 +65,7 @@ def test_published_containers(tmp_path, container):
     assert same_output(model, loaded)
 
 
+@pytest.mark.slow
 def test_official_shapes_load_strict(tmp_path, official_shapes):
     """A file with exactly the published keys and shapes builds LBAG and loads with strict=True."""
     shapes = official_shapes["lbag_num_res20"]

@@ -42,6 +42,7 @@ def dataset(tmp_path_factory):
     return root, tmp / "out", evals
 
 
+@pytest.mark.slow
 def test_models_lists_every_architecture(capsys):
     assert main(["models", "--no-macs"]) == 0
     out = capsys.readouterr().out

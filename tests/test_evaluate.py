@@ -83,6 +83,7 @@ def test_missing_and_mismatched_predictions_listed(published):
     assert "size mismatch" in msg and "s02/03/00.png" in msg
 
 
+@pytest.mark.slow
 def test_flat_layout_and_parallel_workers(tmp_path):
     gt, pred, masks = tmp_path / "gt", tmp_path / "pred", tmp_path / "masks"
     for i in range(2):

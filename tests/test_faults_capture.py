@@ -96,6 +96,7 @@ def test_frame_of_another_size_than_the_calibration_names_the_file(session, tmp_
     assert rc == 1 and f"{sess / '00' / '00_sharp.npy'} / 00_blur.npy: frame is" in text
 
 
+@pytest.mark.slow
 def test_killed_run_then_rerun_report_describes_every_pair_on_disk(session, tmp_path, capsys):
     root, _ = session
     out = tmp_path / "out"

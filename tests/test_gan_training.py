@@ -64,6 +64,7 @@ def _run(cfg, resume=False):
     return train(cfg, resume=resume, log=lines.append), lines
 
 
+@pytest.mark.slow
 def test_resume_continues_generator_and_discriminators_bit_identically(data_root, vgg_file, tmp_path):
     a, log_a = _run(_cfg(data_root, tmp_path / "a", vgg_file, steps=4))
     _, log_b = _run(_cfg(data_root, tmp_path / "b", vgg_file, steps=2))

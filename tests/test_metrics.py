@@ -171,6 +171,7 @@ def test_psnr_aligned_exact_matches_reference_procedure(denominator):
     assert v > psnr(pred, gt).item() + 3
 
 
+@pytest.mark.slow
 def test_psnr_aligned_fast_close_to_exact_and_batched():
     # 512 px is the smallest short side where the fast path runs (2 levels); below it runs the reference.
     pairs = [_shifted_pair(seed=s, h=512, w=576) for s in (8, 9)]

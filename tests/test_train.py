@@ -115,6 +115,7 @@ def test_resume_equals_uninterrupted(data_root, tmp_path):
     assert sorted(int(r[0]) for r in rows if r[2] == "loss/total") == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_bf16_fast_path_runs_and_resumes_exactly(data_root, tmp_path, monkeypatch):
     """The CPU fast path (bf16 autocast + channels_last, taken where bf16 is native) forced on, so it is
     exercised on any CPU: it trains, differs from float32, and resumes bit-identically."""
@@ -250,6 +251,7 @@ def _ddp_worker(rank, world, port, data_root, out_dir, result_dir):
     torch.save(res.model.state_dict(), os.path.join(result_dir, f"rank{rank}.pt"))
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_end_identical(data_root, tmp_path):
     import torch.multiprocessing as mp
 
