@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("train", "bench_train.py", []),
     ("data", "bench_data.py", []),
     ("bench_metrics", "bench_metrics.py", []),
+    ("psnr_a", "bench_psnr_a.py", []),
     ("capture", "bench_capture.py", []),
     ("lbfmg", "tune_lbfmg.py", []),
     ("bundled_model", "eval_bundled.py", []),

@@ -10,11 +10,14 @@ Two ways to get the homography:
 * ``exact=True`` -- the reference procedure: ECC at full resolution, 100 iterations, eps 0,
   gaussFiltSize 5, identity start (~18 s for a 2152x1436 image on 2 cores).
 * ``exact=False`` (default) -- coarse to fine: ECC with the same settings on a pyramid level 8x
-  smaller, whose homography is carried up level by level (a few ECC iterations on each) and polished
-  by one ECC iteration at full resolution. Realistic deblurring outputs sit within a pixel or so of the ground truth, where ECC
-  converges in a handful of Gauss-Newton steps; the full-resolution polish removes the small bias
-  of the coarse level. If any stage fails the image falls back to the reference procedure, so the
-  failure flag means the same thing on both paths.
+  smaller, whose homography is carried up level by level (a few ECC iterations on each), then ECC at
+  full resolution until it has converged (the image corners estimated within ``REFINE_TOL_PX`` of
+  ECC's fixed point from the contraction of successive rounds). The reference procedure reaches that
+  fixed point within its 100 iterations; the coarse levels give a start, not the answer (a locally
+  blurred image has its optimum elsewhere at 1/8 scale: stopping after one full-resolution iteration
+  left up to 0.1 dB, see ``benchmarks/bench_psnr_a.py``). Where convergence would take about as long as
+  the reference, or if any stage fails, the image falls back to the reference procedure, so the result
+  and the failure flag mean the same thing on both paths.
 
 When ECC itself fails (``cv2.error``: it did not converge), the identity is used and the image is
 flagged, as the published protocol asks.
@@ -38,14 +41,23 @@ ECC_EPS = 0.0
 ECC_GAUSS_FILT = 5
 # Shortest side of the coarsest pyramid level of the fast path (2152x1436 -> 3 levels, 269x180).
 COARSE_MIN_SIDE = 128
+# Full-resolution convergence of the fast path (_refine_until_converged): rounds of REFINE_ROUND to
+# REFINE_MAX_ROUND iterations until the image corners are estimated within REFINE_TOL_PX of ECC's fixed
+# point. When the measured rate predicts more than half the reference's iterations still to go, or
+# after REFINE_MAX_ITERATIONS in all, the reference procedure is run instead.
+REFINE_TOL_PX = 0.01
+REFINE_ROUND = 2
+REFINE_MAX_ROUND = 10
+REFINE_MAX_ITERATIONS = 80
 
 
 def describe_fast_path() -> str:
     """One line naming the settings of the default (fast) PSNR_a alignment, for reports."""
     d = inspect.signature(estimate_homography).parameters
     return (f"coarse-to-fine ECC: {d['coarse_iterations'].default} iterations at 1/{2 ** d['levels'].default} "
-            f"scale, {d['mid_iterations'].default} on each level between, {d['refine_iterations'].default} at "
-            "full resolution")
+            f"scale, {d['mid_iterations'].default} on each level between, then at full resolution until "
+            f"converged (corners within {REFINE_TOL_PX} px of the fixed point; the reference ECC where that "
+            "would take longer)")
 
 
 @dataclass(frozen=True)
@@ -76,22 +88,84 @@ def _ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, iterations: 
     return warp
 
 
+def _corner_shift(a: np.ndarray, b: np.ndarray, h: int, w: int) -> float:
+    """Largest distance, in pixels, between where homographies ``a`` and ``b`` put the image corners."""
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], dtype=np.float64).T
+    pa, pb = a.astype(np.float64) @ corners, b.astype(np.float64) @ corners
+    return float(np.max(np.hypot(*(pa[:2] / pa[2] - pb[:2] / pb[2]))))
+
+
+def _contraction(a: int, moved_a: float, b: int, moved_b: float) -> float:
+    """Per-iteration contraction ``r`` of ECC's steps (geometric near the fixed point) from two
+    consecutive rounds of ``a`` and ``b`` iterations that moved the corners by ``moved_a``, ``moved_b``:
+    ``moved_b / moved_a = r^a (1 - r^b) / (1 - r^a)``, solved by bisection; 0.999 when not contracting."""
+    ratio = moved_b / moved_a
+    if ratio >= b / a:
+        return 0.999
+    lo, hi = 0.0, 0.999
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if mid ** a * (1 - mid ** b) / (1 - mid ** a) < ratio:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _refine_until_converged(template: np.ndarray, image: np.ndarray, warp: np.ndarray, first: int,
+                            tol: float = REFINE_TOL_PX, max_iterations: int = REFINE_MAX_ITERATIONS
+                            ) -> np.ndarray | None:
+    """Full-resolution ECC from ``warp`` until it has converged; None when that takes more than
+    ``max_iterations`` or, by the measured rate, more than half the reference's iterations still (the
+    caller then runs the reference procedure).
+
+    ``first`` iterations, then rounds. ECC's steps shrink geometrically near its fixed point (rate
+    ``r`` per iteration, measured from the last two rounds), so after a round of ``k`` iterations that
+    moved the corners by ``m`` the distance still to go is ``m r^k / (1 - r^k)``; the refinement stops
+    when that is below ``tol`` px. Each round is as long as the rate says is still needed (between
+    ``REFINE_ROUND`` and ``REFINE_MAX_ROUND``: every call of OpenCV's ECC first costs about one
+    iteration of set-up).
+    """
+    h, w = template.shape[:2]
+    warp, done = (_ecc(template, image, warp, first), first) if first > 0 else (warp, 0)
+    k, prev = REFINE_ROUND, None  # prev: (iterations, corner move) of the previous round
+    while done < max_iterations:
+        k = min(k, max_iterations - done)
+        new = _ecc(template, image, warp, k)
+        done += k
+        moved = _corner_shift(warp, new, h, w)
+        warp = new
+        # A guess for the first round: half the move still to come per REFINE_ROUND iterations.
+        r = 0.5 ** (1 / REFINE_ROUND) if not prev or not prev[1] else _contraction(*prev, k, moved)
+        left = moved * r ** k / (1 - r ** k)
+        if left <= tol:
+            return warp
+        had_rate, prev = bool(prev), (k, moved)
+        if had_rate:
+            need = math.log(tol / left) / math.log(r)
+            if need > ECC_ITERATIONS / 2:
+                return None  # converging too slowly: the reference procedure is about as cheap
+            k = int(min(max(math.ceil(need), REFINE_ROUND), REFINE_MAX_ROUND))
+    return None
+
+
 def _half_res_matrix() -> np.ndarray:
     """Pixel-centre coordinate map full -> half resolution: x_half = (x + 0.5) / 2 - 0.5."""
     return np.array([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
 def estimate_homography(template: np.ndarray, image: np.ndarray, exact: bool = False, levels: int = 3,
-                        coarse_iterations: int = ECC_ITERATIONS, refine_iterations: int = 1,
-                        mid_iterations: int = 3) -> tuple[np.ndarray, bool]:
+                        coarse_iterations: int = ECC_ITERATIONS, refine_iterations: int = 3,
+                        mid_iterations: int = 3, refine_tol: float | None = REFINE_TOL_PX
+                        ) -> tuple[np.ndarray, bool]:
     """ECC homography that maps ``image`` onto ``template`` (both grayscale float32 (H, W)).
 
     The fast path runs ECC with the reference settings on the pyramid level ``levels`` (each level
     is a 2x INTER_AREA reduction), then ``mid_iterations`` on every level between it and full
-    resolution, and ``refine_iterations`` at full resolution. One full-resolution ECC iteration
-    costs about a third of a second at 2152x1436 whatever the start, so the levels in between take
-    the estimate close enough that a single one removes the remaining bias (measured against the
-    reference: ~1e-5 dB with it, ~7e-4 dB without it, see ``benchmarks/bench_metrics.py``).
+    resolution, and at full resolution ``refine_iterations`` followed by rounds of ``REFINE_ROUND``
+    until the corners are within ``refine_tol`` px of ECC's fixed point, the one the reference reaches
+    (:func:`_refine_until_converged`; typically 5-9 iterations, ~0.3 s each at 2152x1436 on 2 cores).
+    Where that would take longer than the reference itself, the reference procedure is run instead.
 
     Args:
         template: the ground truth in grayscale.
@@ -101,10 +175,12 @@ def estimate_homography(template: np.ndarray, image: np.ndarray, exact: bool = F
             when the coarsest level would be smaller than ``COARSE_MIN_SIDE`` px, and images too
             small for 2 levels (short side < 4 * ``COARSE_MIN_SIDE``) use the reference procedure.
         coarse_iterations: ECC iterations at the coarse level (fast path only).
-        refine_iterations: ECC iterations at full resolution after the coarser levels (fast path
-            only); 0 skips the full-resolution polish.
+        refine_iterations: ECC iterations at full resolution before the convergence rounds (fast path
+            only); 0 skips full resolution altogether (with ``refine_tol=None``).
         mid_iterations: ECC iterations on each level between the coarse one and full resolution
             (fast path only).
+        refine_tol: convergence tolerance in pixels of the full-resolution rounds; None runs only the
+            ``refine_iterations`` (the pre-issue-12 behaviour with 1: off by up to 0.09 dB).
 
     Returns:
         ``(homography, failed)``: the 3x3 float32 warp and whether ECC failed (identity returned).
@@ -136,9 +212,13 @@ def estimate_homography(template: np.ndarray, image: np.ndarray, exact: bool = F
                     # Carry the homography one level up: H_fine = A^-1 H_coarse A with A = full -> half.
                     up = np.linalg.inv(half) @ warp.astype(np.float64) @ half
                     warp = (up / up[2, 2]).astype(np.float32)
-                if iterations > 0:
+                if lv == 0 and refine_tol is not None:
+                    warp = _refine_until_converged(template, image, warp, iterations, refine_tol)
+                elif iterations > 0:
                     warp = _ecc(*pyramid[lv], warp, iterations)
-            return warp.astype(np.float32), False
+            if warp is not None:
+                return warp.astype(np.float32), False
+            # not converged at full resolution: the reference procedure below
         except cv2.error:
             pass  # fall through to the reference procedure, so that "failed" means the same on both paths
     try:
