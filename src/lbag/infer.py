@@ -312,7 +312,7 @@ def deblur_tensor(model: torch.nn.Module, x: torch.Tensor, tile: int | None = No
 # --- files ----------------------------------------------------------------------------------------
 BUNDLED_WEIGHTS = "lbag_small_synth.safetensors"
 # The target the bundled model was trained for: the sharp frame's place in the exposure (lbag synth --sharp-at).
-BUNDLED_SHARP_AT = "start"
+BUNDLED_SHARP_AT = "middle"
 
 
 def bundled_weights_path() -> Path:
