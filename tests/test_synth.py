@@ -216,3 +216,17 @@ def test_summary_lists_every_sample_after_an_interrupted_run(dataset, tmp_path):
 
 def test_cli_rejects_bad_workers(tmp_path):
     assert main(["synth", "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+
+
+def test_cli_checks_its_output_first_and_removes_stale_temps(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["synth", "--out", str(target), "--size", "64x48", "--scenes", "2", "--workers", "1"]) == 1
+    assert str(target) in capsys.readouterr().err
+    out = tmp_path / "o"
+    stale = out / "dataset" / "train" / ".00_blur.png.lbagtmp-999999999-abc"  # a pid that cannot be alive
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    assert main(["synth", "--out", str(out), "--size", "64x48", "--scenes", "2", "--images-per-scene", "1",
+                 "--blur-extent", "4,8", "--workers", "1"]) == 0
+    assert not stale.exists()

@@ -49,6 +49,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
+    from ..atomic import check_output_dir, remove_stale_temps
     from ..data.synth import SynthConfig, generate
 
     if args.workers < 1:
@@ -67,6 +68,10 @@ def run(args) -> int:
                           sharp_at=args.sharp_at, object_shape=args.object_shape, **kw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    check_output_dir(args.out)  # a file, no permission, read-only: one line before any rendering
+    removed = remove_stale_temps(args.out, recursive=True)  # half-written files of a killed run
+    if removed:
+        print(f"lbag synth: removed {len(removed)} temporary file(s) left by an interrupted run", file=sys.stderr)
     try:
         summary = generate(args.out, cfg, workers=args.workers, warn=lambda m: print(m, file=sys.stderr))
     except FileNotFoundError as exc:
