@@ -23,7 +23,11 @@ from common import markdown_table, timeit, write_result
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def child(config: str, batch: int, patch: int, steps: int, threads: int, fast: bool, shift: bool) -> None:
+MID = {"num_res": 4, "width": 24}  # the mid-size preset candidate of issue 11 (2.09 M parameters)
+
+
+def child(config: str, batch: int, patch: int, steps: int, threads: int, fast: bool, shift: bool,
+          mid: bool = False) -> None:
     import torch
     from common import peak_rss_mb
 
@@ -32,7 +36,7 @@ def child(config: str, batch: int, patch: int, steps: int, threads: int, fast: b
     from lbag.train import build_from_config
 
     torch.set_num_threads(threads)
-    cfg = load_config(CONFIGS / config)
+    cfg = load_config(CONFIGS / config, overrides={"model": MID} if mid else None)
     torch.manual_seed(0)
     fmt = torch.channels_last if fast else torch.contiguous_format
     model = build_from_config(cfg).train().to(memory_format=fmt)
@@ -56,9 +60,10 @@ def child(config: str, batch: int, patch: int, steps: int, threads: int, fast: b
                       "params": sum(p.numel() for p in model.parameters()), "model": cfg.model.name}))
 
 
-def _run(config, batch, patch, steps, threads, fast, shift):
+def _run(config, batch, patch, steps, threads, fast, shift, mid=False):
     out = subprocess.run([sys.executable, __file__, "--child", config, str(batch), str(patch), str(steps),
-                          str(threads), str(int(fast)), str(int(shift))], capture_output=True, text=True)
+                          str(threads), str(int(fast)), str(int(shift)), str(int(mid))],
+                         capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -69,30 +74,31 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick-steps", type=int, default=4)
     ap.add_argument("--lbag-steps", type=int, default=0, help="timed steps of the full model (0: skip it)")
-    ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        c, b, p, s, t, f, sh = args.child
-        child(c, int(b), int(p), int(s), int(t), f == "1", sh == "1")
+        c, b, p, s, t, f, sh, m = args.child
+        child(c, int(b), int(p), int(s), int(t), f == "1", sh == "1", m == "1")
         return
     from lbag.accel import cpu_has_bf16
 
-    cases = [("quick.yaml", 8, 128, args.quick_steps, fast, shift) for fast, shift in
+    cases = [("quick.yaml", 8, 128, args.quick_steps, fast, shift, False) for fast, shift in
              ((False, False), (True, False), (False, True), (True, True))]
-    cases += [("quick.yaml", 8, 256, args.quick_steps, fast, False) for fast in (False, True)]
+    cases += [("quick.yaml", 8, 128, args.quick_steps, fast, False, True) for fast in (False, True)]
+    cases += [("quick.yaml", 8, 256, args.quick_steps, fast, False, False) for fast in (False, True)]
     if args.lbag_steps:
-        cases += [("lbag.yaml", 12, 256, args.lbag_steps, fast, True) for fast in (False, True)]
+        cases += [("lbag.yaml", 12, 256, args.lbag_steps, fast, True, False) for fast in (False, True)]
     rows, t = [], {}
-    for config, batch, patch, steps, fast, shift in cases:
+    for config, batch, patch, steps, fast, shift, mid in cases:
         if fast and not cpu_has_bf16():
             continue
-        r = _run(config, batch, patch, steps, args.threads, fast, shift)
+        r = _run(config, batch, patch, steps, args.threads, fast, shift, mid)
         path = "bf16 + channels_last" if fast else "float32"
         if "error" in r:
             rows.append([config, "", batch, f"{patch}x{patch}", path, shift, "failed: " + r["error"], "", ""])
             continue
-        t[(config, patch, fast, shift)] = r["median_s"]
-        rows.append([config, r["model"], batch, f"{patch}x{patch}", path, shift, f"{r['median_s']:.2f}",
+        t[(config + (" mid" if mid else ""), patch, fast, shift)] = r["median_s"]
+        rows.append([config, r["model"] + (" (4 blocks, width 24)" if mid else ""), batch, f"{patch}x{patch}", path, shift, f"{r['median_s']:.2f}",
                      f"{batch / r['median_s']:.1f}", f"{r['peak_mb']:.0f}"])
     body = (f"One optimisation step (forward + multi-scale loss + backward + Adam), {args.threads} threads, "
             f"random patches; median of {args.quick_steps} timed steps after 1 warm-up ({args.lbag_steps} for "
@@ -109,6 +115,11 @@ def main() -> None:
         off, on = t.get(("quick.yaml", 128, fast, False)), t.get(("quick.yaml", 128, fast, True))
         if off and on:
             notes.append(f"shift-min on / off, quick.yaml 128x128 {'fast' if fast else 'float32'}: {on / off:.2f}x "
+                         "the step time")
+    for fast in (False, True):
+        small, mid = t.get(("quick.yaml", 128, fast, False)), t.get(("quick.yaml mid", 128, fast, False))
+        if small and mid:
+            notes.append(f"mid preset / lbag_small, 128x128 {'fast' if fast else 'float32'}: {mid / small:.2f}x "
                          "the step time")
     if notes:
         body += "\n\n" + "\n".join(f"- {n}" for n in notes)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +51,13 @@ def grad_energy(y: np.ndarray, region: np.ndarray) -> float:
 
 def measures(inp: np.ndarray, out: np.ndarray, mask: np.ndarray | None, inside: np.ndarray) -> dict:
     """The no-reference figures of one image; ``inp``/``out`` float (H, W, 3) in [0, 255]."""
+    from lbag.metrics import psnr_weighted
+
     static = ~inside
-    mse = float(((out - inp) ** 2)[static].mean())
     bright = static & (luma(inp) >= 200)
     shift = lambda region: float(np.abs((out - inp)[region].mean(axis=0)).max()) if region.any() else float("nan")
     r = {"grad_ratio": grad_energy(luma(out), inside) / max(grad_energy(luma(inp), inside), 1e-9),
-         "static_psnr": 10 * math.log10(255 ** 2 / mse) if mse > 0 else float("inf"),
+         "static_psnr": float(psnr_weighted(out / 255, inp / 255, static.astype(np.float32))[0]),
          "shift_static": shift(static), "shift_bright": shift(bright), "bright_px": int(bright.sum()),
          "mask_ratio": float("nan")}
     if mask is not None:
