@@ -3,20 +3,11 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lbag.cli import main
 from lbag.data.layout import write_image
-from lbag.models import lbag_small, save_model
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(lbag_small(num_res=1, width=8), path)
-    return path
 
 
 def _img(h=40, w=56, seed=0):

@@ -14,20 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from lbag import atomic
 from lbag.cli import main
 from lbag.data.layout import ImageReadError, decode_image, write_image, write_mask
 from lbag.models import lbag_small, save_model
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(lbag_small(num_res=1, width=8), path)
-    return path
 
 
 def _img(h=32, w=40, seed=0):

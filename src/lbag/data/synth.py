@@ -239,8 +239,9 @@ def photo_pools(folder: str | os.PathLike, test_fraction: float, warn=None) -> P
         good.append(path)
     if not good:
         raise FileNotFoundError(f"{folder}: none of its {len(skipped)} images could be read")
-    test = tuple(str(p) for p in good if _photo_is_test(p, root, test_fraction))
-    train = tuple(str(p) for p in good if str(p) not in set(test))
+    is_test = [_photo_is_test(p, root, test_fraction) for p in good]
+    test = tuple(str(p) for p, t in zip(good, is_test) if t)
+    train = tuple(str(p) for p, t in zip(good, is_test) if not t)
     if not test or not train:
         every = tuple(str(p) for p in good)
         return PhotoPools(every, every, tuple(skipped), shared=True)
