@@ -61,12 +61,13 @@ def child(name: str, size: str, runs: int, threads: int, warmup: int = 1) -> Non
 
 
 def _measure(name: str, size: str, runs: int, threads: int, warmup: int) -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     proc = subprocess.run([sys.executable, __file__, "--child", name, "--size", size, "--runs", str(runs),
                            "--threads", str(threads), "--warmup", str(warmup)], capture_output=True, text=True)
     if proc.returncode:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"name": name, "size": size, "error": tail[:160]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"name": name, "size": size, "error": tail[:160], "load": load}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load}
 
 
 def _rows(results: list[dict], size: str, macs: dict) -> list[list[object]]:
@@ -75,11 +76,12 @@ def _rows(results: list[dict], size: str, macs: dict) -> list[list[object]]:
         if r["size"] != size:
             continue
         if "error" in r:
-            rows.append([r["name"], "-", "-", "-", "-", "-", f"failed: {r['error']}"])
+            rows.append([r["name"], "-", "-", "-", "-", "-", f"failed: {r['error']}", f"{r['load']:.1f}"])
             continue
         where = f"{r['tiles']} tiles of {r['tile']} px" if r["tiles"] > 1 else ("whole image" if size == "full" else "")
         rows.append([r["name"], r["path"], macs.get((r["name"], size), "-"), f"{r['median_s']:.2f}",
-                     f"{r['min_s']:.2f}", f"{r['peak_rss_mb']:.0f} ({r['model_rss_mb']:.0f})", where])
+                     f"{r['min_s']:.2f}", f"{r['peak_rss_mb']:.0f} ({r['model_rss_mb']:.0f})", where,
+                     f"{r['load']:.1f}"])
     return rows
 
 
@@ -116,8 +118,9 @@ def main() -> None:
             "every figure).\n\n"
             f"Random weights, batch 1, {args.threads} threads, the default path of `lbag deblur` "
             "(`prepare(model, 'cpu', 'auto')`); each case in its own process. Peak RSS of the whole process "
-            "(Python + torch + model + activations), the model alone in parentheses.\n")
-    header = ["model", "path", "GMAC", "median s", "min s", "peak RSS MB (model)", "tiling"]
+            "(Python + torch + model + activations), the model alone in parentheses. 'load before': the 1-minute "
+            "load average just before the case started.\n")
+    header = ["model", "path", "GMAC", "median s", "min s", "peak RSS MB (model)", "tiling", "load before"]
     for size, title in (("256", f"256x256, median of {args.runs} after {args.warmup} warm-up"),
                         ("full", "2152x1436, `deblur_tensor` with the model's default tiling, one run")):
         if size in sizes:

@@ -157,6 +157,19 @@ def test_sharp_at_middle_moves_only_the_sharp_frame():
         SynthConfig(sharp_at="end")
 
 
+def test_shared_noise_leaves_untouched_pixels_identical():
+    ind = render_sample(SynthConfig(**SMALL), np.random.default_rng(5))
+    shr = render_sample(SynthConfig(**SMALL, noise="shared"), np.random.default_rng(5))
+    static = ~shr.mask
+    assert np.array_equal(ind.mask, shr.mask) and np.array_equal(ind.sharp, shr.sharp)
+    # Independent draws: static pixels of the pair differ by the noise; shared: not at all.
+    assert (ind.blur[static] != ind.sharp[static]).mean() > 0.3
+    assert np.array_equal(shr.blur[static], shr.sharp[static])
+    assert (shr.blur[shr.mask] != shr.sharp[shr.mask]).mean() > 0.3  # the moving objects still differ
+    with pytest.raises(ValueError, match="noise"):
+        SynthConfig(noise="same")
+
+
 def test_cutout_objects_follow_colour_edges_and_stay_inside():
     from lbag.data.synth import _cutout_alpha
 

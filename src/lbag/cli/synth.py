@@ -42,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--object-shape", choices=("cutout", "blob"), default="cutout",
                    help="moving objects cut from the texture photo along its colour edges (default) or smooth blobs")
     p.add_argument("--no-noise", action="store_true", help="noise-free pairs")
+    p.add_argument("--noise", choices=("independent", "shared"), default="independent",
+                   help="independent: each frame its own noise, as two real cameras (default); shared: one noise "
+                        "draw for both frames, so untouched pixels are identical in the pair and a model trained "
+                        "on it leaves static areas alone instead of denoising them")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
@@ -65,7 +69,7 @@ def run(args) -> int:
         cfg = SynthConfig(size=_size(args.size), scenes=args.scenes, seed=args.seed,
                           images_per_sequence=args.images_per_scene, test_fraction=args.test_fraction,
                           blur_extent=_range(args.blur_extent), blurred_area=_range(args.blurred_area),
-                          sharp_at=args.sharp_at, object_shape=args.object_shape, **kw)
+                          sharp_at=args.sharp_at, object_shape=args.object_shape, noise=args.noise, **kw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     check_output_dir(args.out)  # a file, no permission, read-only: one line before any rendering

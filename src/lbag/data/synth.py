@@ -14,7 +14,8 @@ instead of convolving with blur kernels:
   positions are at most ``subframe_step`` pixels apart (no visible stepping);
 * the sharp frame integrates t in [0, sharp_exposure] (the start of the long exposure, as ReLoBlur's
   cameras do) or, with ``sharp_at='middle'``, a window of that length centred in it; both frames
-  are normalised to the same energy, then get shot + read noise, clipping of over-exposed highlights
+  are normalised to the same energy, then get shot + read noise (an independent draw per frame, or
+  with ``noise='shared'`` one draw for both), clipping of over-exposed highlights
   (objects carry specular highlights brighter than the white point, whose smear only a linear-light
   integration reproduces) and sRGB encoding to 8 bits;
 * the EXACT blur mask: every pixel that any moving layer covers (alpha > ``mask_threshold``) at any
@@ -45,6 +46,7 @@ from .layout import decode_image, list_images, write_image, write_mask
 
 SHARP_AT = ("start", "middle")
 OBJECT_SHAPES = ("cutout", "blob")
+NOISE_MODES = ("independent", "shared")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class SynthConfig:
         highlight_radiance: peak linear radiance of highlights (1.0 = white point; above clips).
         full_well: photo-electrons at the white point (shot noise sigma = sqrt(L / full_well)).
         read_noise: read-noise sigma in linear units; 0 with full_well = inf gives noise-free pairs.
+        noise: 'independent' (each frame its own noise draw, as two real cameras) or 'shared' (one
+            standard-normal field scales into both frames' noise, so pixels no object touches are
+            identical in the pair: a network trained on it learns to leave static areas alone
+            instead of learning to denoise them).
         mask_threshold: alpha above which a pixel counts as touched by a moving layer (0: any alpha; a
             threshold such as 1/510 is not enough in dark regions, where the sRGB curve is steep enough
             for an alpha of 1/510 times a bright object colour to move a pixel by several 8-bit levels).
@@ -103,6 +109,7 @@ class SynthConfig:
     highlight_radiance: tuple[float, float] = (1.5, 6.0)
     full_well: float = 4000.0
     read_noise: float = 0.002
+    noise: str = "independent"
     mask_threshold: float = 0.0
     sources: tuple[str, ...] = ("deadleaves", "photos")
     images_dir: str | None = None
@@ -128,6 +135,8 @@ class SynthConfig:
             raise ValueError(f"sharp_exposure must be in (0, 1], got {self.sharp_exposure}")
         if self.sharp_at not in SHARP_AT:
             raise ValueError(f"sharp_at must be one of {', '.join(SHARP_AT)}, got {self.sharp_at!r}")
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         if self.object_shape not in OBJECT_SHAPES:
             raise ValueError(f"object_shape must be one of {', '.join(OBJECT_SHAPES)}, got {self.object_shape!r}")
         if self.subframe_step <= 0:
@@ -702,15 +711,14 @@ def sharp_window(cfg: SynthConfig) -> tuple[float, float]:
     return t0, cfg.sharp_exposure
 
 
-def _sensor(linear: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """Shot + read noise, saturation at the white point, sRGB encoding to 8 bits."""
-    if np.isfinite(cfg.full_well) or cfg.read_noise > 0:
-        shot = np.maximum(linear, 0) / cfg.full_well if np.isfinite(cfg.full_well) else 0
-        sigma = np.sqrt(shot + cfg.read_noise ** 2, dtype=np.float32)
-        noisy = linear + sigma * rng.standard_normal(linear.shape, dtype=np.float32)
-    else:
-        noisy = linear.copy()
-    return _encode8(noisy)
+def _sensor(linear: np.ndarray, cfg: SynthConfig, z: np.ndarray | None) -> np.ndarray:
+    """Shot + read noise scaled from the standard-normal field ``z`` (None: noise-free), saturation
+    at the white point, sRGB encoding to 8 bits."""
+    if z is None:
+        return _encode8(linear.copy())
+    shot = np.maximum(linear, 0) / cfg.full_well if np.isfinite(cfg.full_well) else 0
+    sigma = np.sqrt(shot + cfg.read_noise ** 2, dtype=np.float32)
+    return _encode8(linear + sigma * z)
 
 
 def render_sample(cfg: SynthConfig, rng: np.random.Generator, background: np.ndarray | None = None,
@@ -776,8 +784,11 @@ def render_sample(cfg: SynthConfig, rng: np.random.Generator, background: np.nda
     _integrate(background, layers, np.zeros(1), cfg.mask_threshold, np.empty_like(background), start)
     nrng = np.random.default_rng(int(rng.integers(0, 2 ** 63)))
     kept = (sharp_lin.copy(), blur_lin.copy()) if keep_linear else (None, None)
-    sharp = _sensor(sharp_lin, cfg, nrng)
-    blur = _sensor(blur_lin, cfg, nrng)
+    noisy = np.isfinite(cfg.full_well) or cfg.read_noise > 0
+    z_sharp = nrng.standard_normal(sharp_lin.shape, dtype=np.float32) if noisy else None
+    z_blur = z_sharp if cfg.noise == "shared" or not noisy else nrng.standard_normal(blur_lin.shape, dtype=np.float32)
+    sharp = _sensor(sharp_lin, cfg, z_sharp)
+    blur = _sensor(blur_lin, cfg, z_blur)
     return Rendered(sharp=sharp, blur=blur, mask=touched, start_mask=start,
                     extents=[l.extent(np.linspace(0, 1, 65)) for l in layers], blurred_area=area,
                     subframes=n_long, sharp_linear=kept[0], blur_linear=kept[1])
