@@ -58,16 +58,16 @@ def agreement(weights: str | None, threads: int) -> str:
     import numpy as np
     import torch
 
-    from lbag.data.layout import to_float
     from lbag.data.synth import SynthConfig, render_sample
     from lbag.infer import deblur_tensor
+    from lbag.pixels import to_float01
 
     torch.set_num_threads(threads)
     model = _model("bundled", weights)
     imgs = []
     for seed in (11, 12):
         r = render_sample(SynthConfig(size=(512, 384), seed=seed), np.random.default_rng([seed, 0]))
-        imgs.append(torch.from_numpy(to_float(r.blur)).permute(2, 0, 1)[None])
+        imgs.append(torch.from_numpy(to_float01(r.blur)).permute(2, 0, 1)[None])
     x = torch.cat(imgs)
     full = deblur_tensor(model, x, tile=0).image
     rows = []

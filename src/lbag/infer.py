@@ -427,11 +427,12 @@ def read_input_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     float TIFF) inputs report 16 bits so the output keeps the precision; the EXIF orientation of JPEG
     and TIFF files is applied here because the shared decoder does not.
     """
-    from .data.layout import decode_image, to_float
+    from .data.layout import decode_image
+    from .pixels import to_float01
 
     native = decode_image(path)
     bits = 8 if native.dtype == np.uint8 else 16
-    img = to_float(native)
+    img = to_float01(native)
     if Path(path).suffix.lower() in (".jpg", ".jpeg", ".tif", ".tiff"):
         try:
             from PIL import Image

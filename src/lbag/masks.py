@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic import check_output_dir, remove_stale_temps
 from .data.layout import ImageReadError, Pair, find_pairs, read_image, write_mask
+from .pixels import to_uint
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,7 @@ class LBFMGParams:
 
 def _prepare(img: np.ndarray, params: LBFMGParams) -> np.ndarray:
     """Float [0, 1] or uint8 (H, W, 3) -> the 8-bit, resized, smoothed frame MOG2 sees."""
-    if img.dtype != np.uint8:
-        img = np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    img = to_uint(img, bits=8)
     if params.scale < 1:
         h, w = img.shape[:2]
         img = cv2.resize(img, (max(1, round(w * params.scale)), max(1, round(h * params.scale))),

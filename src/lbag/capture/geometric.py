@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..pixels import to_uint
+
 FLOW_METHODS = ("dis", "farneback", "deepflow", "tvl1")
 FLOW_MODELS = ("dense", "poly")
 
@@ -45,14 +47,10 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}")
 
 
-def _as_u8(gray: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(gray, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def _cv_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.ndarray:
     import cv2
 
-    ref8, mov8 = _as_u8(reference), _as_u8(moving)
+    ref8, mov8 = to_uint(reference, bits=8), to_uint(moving, bits=8)
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         # Denser patches and more refinement than the preset: the reference pair is static and

@@ -36,10 +36,10 @@ def run(args) -> int:
 
     from ..accel import prepare
     from ..atomic import check_output_dir
-    from ..data.layout import to_float
     from ..data.synth import SynthConfig, render_sample
     from ..infer import BUNDLED_SHARP_AT, deblur_tensor, load_for_inference, model_banner
     from ..models import CheckpointError
+    from ..pixels import to_float01
     from .synth import _size
 
     w, h = _size(args.size)  # the WIDTHxHEIGHT form of lbag synth
@@ -50,7 +50,7 @@ def run(args) -> int:
     sharp_at = args.sharp_at or ("start" if args.weights else BUNDLED_SHARP_AT)
     scene = render_sample(SynthConfig(size=(w, h), seed=args.seed, sharp_at=sharp_at),
                           np.random.default_rng([args.seed, 0]))
-    blur, sharp, mask = to_float(scene.blur), to_float(scene.sharp), scene.mask
+    blur, sharp, mask = to_float01(scene.blur), to_float01(scene.sharp), scene.mask
     t_render = time.perf_counter() - t0
 
     try:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..pixels import hwc_to_chw, to_float01
 from .cache import ArrayCache, default_cache_dir
 from .crops import bapc_origin, blur_row_counts, crop_and_flip, paired_flips
 from .layout import (ImageReadError, Pair, decode_image, decode_mask, decode_stored, find_pairs, read_image,
@@ -46,14 +47,7 @@ def _usable_pairs(root, split, masks_root, need_mask: bool) -> tuple[list[Pair],
 
 def _to_chw(img: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8/uint16/float -> float32 (3, H, W) in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(img))
-    if img.dtype == np.uint8:
-        t = t.float().mul_(1 / 255)
-    elif img.dtype == np.uint16:
-        t = t.float().mul_(1 / 65535)
-    else:
-        t = t.float()
-    return t.permute(2, 0, 1).contiguous()
+    return hwc_to_chw(to_float01(img))
 
 
 class TrainDataset(Dataset):

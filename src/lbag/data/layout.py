@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_path
+from ..pixels import to_float01, to_uint
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -255,15 +256,6 @@ def to_rgb(img: np.ndarray, path: str | os.PathLike = "<array>") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def to_float(img: np.ndarray) -> np.ndarray:
-    """Integer image (uint8 / uint16) -> float32 in [0, 1]; float input is passed through as float32."""
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) * np.float32(1 / 255)
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) * np.float32(1 / 65535)
-    return img.astype(np.float32, copy=False)
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as float32 RGB in [0, 1], shape (H, W, 3). 8- and 16-bit files are scaled by
     their own maximum; grayscale becomes three equal channels; alpha is dropped.
@@ -271,7 +263,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ImageReadError: missing, 0-byte or undecodable file.
     """
-    return to_float(decode_image(path))
+    return to_float01(decode_image(path))
 
 
 def decode_mask(path: str | os.PathLike) -> np.ndarray:
@@ -302,11 +294,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> Pa
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"{path}: expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
     dtype = np.uint8 if bits == 8 else np.uint16
-    if arr.dtype == bool:
-        arr = arr.astype(dtype) * np.iinfo(dtype).max
-    elif np.issubdtype(arr.dtype, np.floating):
-        scale = np.iinfo(dtype).max
-        arr = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.floating):
+        arr = to_uint(arr, bits)
     elif arr.dtype != dtype:
         raise ValueError(f"{path}: integer image of type {arr.dtype} cannot be written with bits={bits}")
     if arr.ndim == 3:

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from ..atomic import write_json
+from ..pixels import to_uint
 from ..srgb import srgb_decode, srgb_encode
 from .layout import decode_image, list_images, write_image, write_mask
 
@@ -258,13 +259,7 @@ def photo_pools(folder: str | os.PathLike, test_fraction: float, warn=None) -> P
 
 
 def _load_folder_photo(path: Path) -> np.ndarray:
-    img = decode_image(path)
-    if img.dtype != np.uint8:
-        img = np.rint(np.clip(img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 1.0), 0, 1)
-                      * 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    return img
+    return to_uint(decode_image(path), bits=8)  # (H, W, 3) uint8
 
 
 _decoded: dict[tuple[str, int, int], np.ndarray] = {}
