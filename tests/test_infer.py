@@ -156,3 +156,17 @@ def test_collect_inputs(tmp_path):
     write_image(tmp_path / "b" / "x.png", img)
     with pytest.raises(ValueError, match="same output"):
         collect_inputs([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")])
+
+
+def test_inference_does_not_import_the_report_layer():
+    # lbag.infer draws --compare pictures with lbag.panels; lbag.report (run plots, matplotlib) stays above it.
+    import ast
+    import inspect
+
+    import lbag.infer
+
+    tree = ast.parse(inspect.getsource(lbag.infer))
+    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "panels" in imported
+    assert not any(m.split(".")[-1] == "report" for m in imported), imported

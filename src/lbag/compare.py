@@ -3,7 +3,7 @@
 input, the ground truth and the local blur mask beside them.
 
 Each crop is one row of labelled panels (input | method 1 | ... | ground truth | mask), drawn with
-:func:`lbag.report.comparison_picture`. Crops are given explicitly or centred on the largest blurred
+:func:`lbag.panels.comparison_picture`. Crops are given explicitly or centred on the largest blurred
 regions of the mask.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from .data.layout import ImageReadError, read_image, read_mask, write_image
 from .metrics.evaluate import EvalItem, find_items
-from .report import comparison_picture, mask_to_rgb
+from .panels import comparison_picture, mask_to_rgb
 
 __all__ = ["Crop", "auto_crops", "comparison_rows", "draw_comparison"]
 

@@ -556,7 +556,7 @@ def deblur_files(jobs: list[DeblurJob], out_dir: str | os.PathLike, model: torch
 def _write_outputs(job: DeblurJob, out_dir: Path, img: np.ndarray, res: DeblurResult, bits: int,
                    save_mask: bool, compare: bool) -> Path:
     from .data.layout import write_image
-    from .report import comparison_picture, mask_to_rgb
+    from .panels import comparison_picture, mask_to_rgb
 
     out = res.image.permute(1, 2, 0).numpy()
     target = out_dir / f"{job.stem}.png"

@@ -89,7 +89,7 @@ def _write_pictures(out, blur, sharp, deblurred, mask, pred_mask) -> None:
     import numpy as np
 
     from ..data.layout import write_image, write_mask
-    from ..report import comparison_picture, mask_to_rgb, overlay_mask
+    from ..panels import comparison_picture, mask_to_rgb, overlay_mask
 
     write_image(out / "blurred.png", blur)
     write_image(out / "sharp.png", sharp)
