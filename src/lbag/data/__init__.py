@@ -2,11 +2,10 @@
 the ReLoBlur layout and image I/O, blur-aware patch cropping, the decode-once cache, the training and
 validation datasets, the synthetic generator (``lbag.data.synth``) and the dataset checker."""
 
-from .layout import (ImageReadError, Pair, decode_image, decode_mask, find_pairs, read_image, read_mask,
-                     write_image, write_mask)
+from .layout import ImageReadError, Pair, decode_image, find_pairs, read_image, read_mask, write_image, write_mask
 
-__all__ = ["ImageReadError", "Pair", "TrainDataset", "ValDataset", "decode_image", "decode_mask",
-           "find_pairs", "read_image", "read_mask", "write_image", "write_mask"]
+__all__ = ["ImageReadError", "Pair", "TrainDataset", "ValDataset", "decode_image", "find_pairs",
+           "read_image", "read_mask", "write_image", "write_mask"]
 
 
 def __getattr__(name):

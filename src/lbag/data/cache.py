@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, remove_stale_temps
-from .layout import decode_image, decode_mask
+from .layout import decode_image, read_mask
 
 
 def default_cache_dir() -> Path:
@@ -82,7 +82,7 @@ class ArrayCache:
 
     @staticmethod
     def _decode(source, kind: str) -> np.ndarray:
-        return decode_image(source) if kind == "image" else decode_mask(source)
+        return decode_image(source) if kind == "image" else read_mask(source)
 
     @staticmethod
     def _open_entry(entry: Path, kind: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SPLITS, ImageReadError, dataset_dir, decode_mask, decode_stored, find_pairs, stored_format
+from .layout import SPLITS, ImageReadError, dataset_dir, decode_stored, find_pairs, read_mask, stored_format
 
 
 @dataclass
@@ -77,7 +77,7 @@ class CheckReport:
 def _shape_or_problem(path: Path, what: str, problems: list[str], mask: bool = False):
     """The decoded mask (bool) or image (as stored: :func:`decode_stored`), or None after a problem."""
     try:
-        arr = decode_mask(path) if mask else decode_stored(path)
+        arr = read_mask(path) if mask else decode_stored(path)
     except ImageReadError as exc:
         kind = "missing" if not path.exists() else "unreadable"
         problems.append(f"{kind} {what}: {exc}")

@@ -18,8 +18,7 @@ from torch.utils.data import Dataset
 from ..pixels import hwc_to_chw, to_float01
 from .cache import ArrayCache, default_cache_dir
 from .crops import bapc_origin, blur_row_counts, crop_and_flip, paired_flips
-from .layout import (ImageReadError, Pair, decode_image, decode_mask, decode_stored, find_pairs, read_image,
-                     read_mask)
+from .layout import ImageReadError, Pair, decode_image, decode_stored, find_pairs, read_image, read_mask
 
 
 def _usable_pairs(root, split, masks_root, need_mask: bool) -> tuple[list[Pair], list[str]]:
@@ -122,7 +121,7 @@ class TrainDataset(Dataset):
     def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pair = self.pairs[i]
         if self.cache is None:
-            return decode_image(pair.blur), decode_image(pair.sharp), decode_mask(pair.mask)
+            return decode_image(pair.blur), decode_image(pair.sharp), read_mask(pair.mask)
         return (self.cache.load(pair.blur, "image"), self.cache.load(pair.sharp, "image"),
                 self.cache.load(pair.mask, "mask"))
 

@@ -8,8 +8,11 @@ Li et al., "Real-World Deep Local Motion Deblurring" (AAAI 2023) publish ReLoBlu
 (scenes ``s01``..., sequences ``00``..., indices ``00``...). Masks may also live in a separate folder
 with the same relative layout (the later hand-annotated masks). Any non-zero mask pixel is blurred.
 
-Every reader here raises :class:`ImageReadError` naming the file for 0-byte or undecodable files, so a
-caller iterating over a folder can report the bad file and carry on with the rest.
+Readers, by what they return: ``decode_*`` gives the file's own pixel values (:func:`decode_stored`: as
+stored, BGR, any channels; :func:`decode_image`: RGB in the file's integer type), ``read_*`` gives lbag's
+working values (:func:`read_image`: float32 RGB in [0, 1]; :func:`read_mask`: bool). Every reader raises
+:class:`ImageReadError` naming the file for 0-byte or undecodable files, so a caller iterating over a
+folder can report the bad file and carry on with the rest.
 """
 
 from __future__ import annotations
@@ -230,7 +233,8 @@ def decode_stored(path: str | os.PathLike, what: str = "image") -> np.ndarray:
 
 
 def decode_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to RGB in its native integer type (uint8 or uint16), shape (H, W, 3).
+    """Decode an image file to RGB in its native integer type (uint8 or uint16), shape (H, W, 3): the
+    file's own values, unscaled (:func:`read_image` is the same image as float32 in [0, 1]).
 
     Grayscale is replicated to three channels; an alpha channel is dropped (ReLoBlur images are opaque;
     compositing over an arbitrary colour would invent data). Float TIFFs are returned as float32.
@@ -257,8 +261,9 @@ def to_rgb(img: np.ndarray, path: str | os.PathLike = "<array>") -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as float32 RGB in [0, 1], shape (H, W, 3). 8- and 16-bit files are scaled by
-    their own maximum; grayscale becomes three equal channels; alpha is dropped.
+    """Read an image as float32 RGB in [0, 1], shape (H, W, 3): :func:`decode_image` scaled by
+    :func:`lbag.pixels.to_float01` (8- and 16-bit files by their own maximum). Grayscale becomes three
+    equal channels; alpha is dropped.
 
     Raises:
         ImageReadError: missing, 0-byte or undecodable file.
@@ -266,16 +271,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return to_float01(decode_image(path))
 
 
-def decode_mask(path: str | os.PathLike) -> np.ndarray:
-    """Decode a mask file to a bool (H, W) array: any non-zero value in any channel is blurred."""
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask file as a bool (H, W) array: any non-zero value in any channel is blurred. (There is
+    no integer-valued mask reader; :func:`decode_stored` gives the stored values.)"""
     img = decode_stored(path, "mask")
     if img.ndim == 3:
         # An RGBA mask drawn in an editor marks blur in its colour channels; alpha is coverage only.
         img = img[:, :, :3].max(axis=2) if img.shape[2] >= 3 else img[:, :, 0]
     return img > 0
-
-
-read_mask = decode_mask
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> Path:
