@@ -122,3 +122,40 @@ def test_check_cli_exit_codes(tmp_path, capsys):
     assert main(["data", "check", str(clean), "--masks", str(tmp_path / "nomasks")]) == 1
     assert "UNUSABLE" in capsys.readouterr().out
     assert main(["data", "check", str(tmp_path / "nothing")]) == 2
+
+
+def test_layout_paths_and_name_pattern(tmp_path):
+    from lbag.data.layout import PAIR_RE, mask_path, pair_paths, sample_path
+
+    assert pair_paths(tmp_path, "test", "s02", "01", "07") == (
+        tmp_path / "dataset/test/s02/01/07_sharp.png", tmp_path / "dataset/test/s02/01/07_blur.png")
+    assert mask_path(tmp_path / "m", "train", "s01", "00", "03") == tmp_path / "m/train/s01/00/03.png"
+    assert sample_path(tmp_path / "pred", "s01", "00", "03") == tmp_path / "pred/s01/00/03.png"
+    # the pair pattern works on stems (any suffix: the capture session's RAW files too); the last
+    # _sharp/_blur is the kind, everything before it the index
+    assert PAIR_RE.match("03_sharp")["idx"] == "03"
+    assert PAIR_RE.match("a_b_blur").group("idx", "kind") == ("a_b", "blur")
+    assert PAIR_RE.match("x_sharp_blur").group("idx", "kind") == ("x_sharp", "blur")
+    assert PAIR_RE.match("_blur") is None and PAIR_RE.match("03_sharp.png") is None
+    assert PAIR_RE.match("03_mask") is None
+
+
+def test_layout_detects_roots_and_split_folders(tmp_path):
+    from lbag.data.layout import has_split, is_split_dir, pair_images, present_splits, published_root
+
+    root = _make_set(tmp_path / "r", n=2)
+    split = root / "dataset" / "test"
+    write_image(split / "s00" / "01" / "9_blur.png", np.zeros((4, 4, 3)))  # a blurred image without partner
+    (split / "s01" / "00" / "notes.png").write_bytes(b"")  # not a pair name: ignored
+    assert has_split(root, "test") and not has_split(root, "valid") and not has_split(split, "test")
+    assert present_splits(root) == ("train", "test")
+    assert present_splits(root / "dataset") == ("train", "test")  # ROOT may be the dataset folder itself
+    with pytest.raises(FileNotFoundError, match="no dataset/train or dataset/test folder"):
+        present_splits(tmp_path)
+    assert published_root(root, "test") == (root, "test")
+    assert published_root(split, "anything") == (root, "test")  # a split folder names its split
+    assert published_root(split / "s01", "test") is None
+    assert is_split_dir(split) and is_split_dir(split, "blur") and not is_split_dir(root)
+    assert [n for n, _ in pair_images(split, "blur")] == ["s00/01/9", "s01/00/00", "s01/00/01"]
+    assert [(n, p.name) for n, p in pair_images(split, "sharp")] == [("s01/00/00", "00_sharp.png"),
+                                                                    ("s01/00/01", "01_sharp.png")]

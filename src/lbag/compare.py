@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data.layout import ImageReadError, read_image, read_mask, write_image
+from .data.layout import ImageReadError, published_root, read_image, read_mask, write_image
 from .metrics.evaluate import EvalItem, find_items
 from .panels import comparison_picture, mask_to_rgb
 
@@ -131,7 +131,7 @@ def draw_comparison(gt: str | os.PathLike, methods: list[tuple[str, str | os.Pat
     """
     if not methods:
         raise ValueError("no method folders given")
-    flat = not Path(gt, "dataset").is_dir() and not any(Path(gt).glob("*/*/*_sharp.png"))
+    flat = published_root(gt, split) is None
     items = find_items(None, gt, masks, split, blurred=not flat)  # flat layouts take --inputs
     item = _pick_item(items, image)
     folders = [(label, Path(folder)) for label, folder in methods]

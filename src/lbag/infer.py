@@ -370,7 +370,7 @@ def collect_inputs(inputs: list[str], split: str = "test") -> tuple[list[DeblurJ
     """
     import glob
 
-    from .data.layout import IMAGE_SUFFIXES, dataset_dir, list_images
+    from .data.layout import DATASET_FOLDER, IMAGE_SUFFIXES, dataset_dir, is_split_dir, list_images, pair_images
 
     jobs: list[DeblurJob] = []
     problems: list[str] = []
@@ -378,17 +378,15 @@ def collect_inputs(inputs: list[str], split: str = "test") -> tuple[list[DeblurJ
         p = Path(raw)
         if p.is_dir():
             split_dir = None
-            if (p / "dataset").is_dir():
+            if (p / DATASET_FOLDER).is_dir():
                 split_dir = dataset_dir(p, split)
                 if not split_dir.is_dir():
                     problems.append(f"{raw}: dataset root without a {split!r} split ({split_dir} missing)")
                     continue
-            elif any(p.glob("*/*/*_blur.png")):
+            elif is_split_dir(p, "blur"):
                 split_dir = p
             if split_dir is not None:
-                for b in sorted(split_dir.glob("*/*/*_blur.png")):
-                    idx = b.name[:-len("_blur.png")]
-                    jobs.append(DeblurJob(b, f"{b.parent.parent.name}/{b.parent.name}/{idx}"))
+                jobs.extend(DeblurJob(b, name) for name, b in pair_images(split_dir, "blur"))
                 continue
             found = list_images(p)
             if not found:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .atomic import check_output_dir, remove_stale_temps
-from .data.layout import ImageReadError, Pair, find_pairs, read_image, write_mask
+from .data.layout import ImageReadError, Pair, find_pairs, present_splits, read_image, write_mask
 from .pixels import to_uint
 
 
@@ -181,10 +181,7 @@ def generate_masks(dataset_root: str | os.PathLike, out_root: str | os.PathLike,
     """
     from tqdm import tqdm
 
-    splits = [split] if split else [s for s in ("train", "test")
-                                    if (Path(dataset_root) / "dataset" / s).is_dir()]
-    if not splits:
-        raise FileNotFoundError(f"{dataset_root}: no dataset/train or dataset/test folder")
+    splits = [split] if split else present_splits(dataset_root)
     result: dict[str, list[str]] = {"written": [], "skipped": [], "problems": []}
     out_root = check_output_dir(out_root)  # before the work: a file, no permission, read-only
     remove_stale_temps(out_root, recursive=True)  # what a killed run left (its masks are kept)

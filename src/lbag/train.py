@@ -261,8 +261,10 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, ali
 # --- the loop -------------------------------------------------------------------------------------
 def _prepare_data(cfg: TrainConfig, dd: _Dist) -> None:
     """Generate the synthetic dataset when the config asks for it and the root holds none."""
+    from .data.layout import has_split
+
     root = Path(cfg.data.root)
-    if cfg.data.synth is None or (root / "dataset" / cfg.data.train_split).is_dir():
+    if cfg.data.synth is None or has_split(root, cfg.data.train_split):
         return
     if dd.main:
         from .data.synth import generate

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import check_output_dir, remove_stale_temps, write_json
-from ..data.layout import dataset_dir
+from ..data.layout import PAIR_RE, pair_paths
 from .color import CaptureCalibration, apply_color_correction, calibrate_cameras, load_calibration
 from .geometric import FLOW_METHODS, FLOW_MODELS, FlowStats, estimate_flow, warp_image
 from .isp import IspConfig, run_isp
@@ -42,7 +41,6 @@ from .photometric import apply_photometric, photometric_beta
 from .rawio import ARRAY_SUFFIXES, RAW_SUFFIXES, RawFormatError, RawFrame, read_raw
 
 _SUFFIXES = RAW_SUFFIXES + ARRAY_SUFFIXES
-_PAIR_RE = re.compile(r"^(?P<idx>[^_]+(?:_[^_]+)*)_(?P<kind>sharp|blur)$")
 REPORTS = "capture_reports"
 
 
@@ -155,7 +153,7 @@ def find_pair_jobs(scene_dir: Path, out_root: Path, split: str) -> tuple[list[Pa
         for f in sorted(seq_dir.iterdir()):
             if not f.is_file() or f.suffix.lower() not in _SUFFIXES:
                 continue
-            m = _PAIR_RE.match(f.stem)
+            m = PAIR_RE.match(f.stem)
             if not m:
                 problems.append(f"{f}: not named <idx>_sharp.<ext> or <idx>_blur.<ext>; ignored")
                 continue
@@ -169,9 +167,8 @@ def find_pair_jobs(scene_dir: Path, out_root: Path, split: str) -> tuple[list[Pa
                 missing = ({"sharp", "blur"} - set(slot)).pop()
                 problems.append(f"{seq_dir}/{idx}: the {missing} frame is missing; pair skipped")
                 continue
-            out = dataset_dir(out_root, split) / scene / seq_dir.name
             jobs.append(PairJob(f"{scene}/{seq_dir.name}/{idx}", slot["sharp"], slot["blur"],
-                                out / f"{idx}_sharp.png", out / f"{idx}_blur.png"))
+                                *pair_paths(out_root, split, scene, seq_dir.name, idx)))
     return jobs, problems
 
 

@@ -6,13 +6,15 @@ from . import UserError
 
 
 def register(sub) -> None:
+    from ..data.layout import SPLITS
+
     p = sub.add_parser("data", help="dataset tools (check a dataset folder)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = dsub.add_parser("check", help="report missing/corrupt/mismatched files and blurred-area statistics")
     c.add_argument("root", help="dataset root holding dataset/{train,test}/<scene>/<seq>/")
     c.add_argument("--masks", default=None, help="mask folder with {train,test}/<scene>/<seq>/<idx>.png "
                    "(default ROOT/masks)")
-    c.add_argument("--split", action="append", choices=("train", "test"), help="check only this split")
+    c.add_argument("--split", action="append", choices=SPLITS, help="check only this split")
     c.add_argument("--strict", action="store_true", help="exit 1 on any problem, not only when unusable")
     c.set_defaults(func=run_check)
 

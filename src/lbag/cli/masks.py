@@ -8,12 +8,13 @@ from . import UserError
 
 
 def register(sub) -> None:
+    from ..data.layout import SPLITS
     from ..masks import LBFMGParams
 
     p = sub.add_parser("masks", help="LBFMG ground-truth blur masks by MOG2 background subtraction")
     p.add_argument("root", help="dataset root holding dataset/{train,test}/<scene>/<seq>/")
     p.add_argument("--out", required=True, help="mask root; masks go to OUT/<split>/<scene>/<seq>/<idx>.png")
-    p.add_argument("--split", choices=("train", "test"), default=None, help="only this split")
+    p.add_argument("--split", choices=SPLITS, default=None, help="only this split")
     p.add_argument("--overwrite", action="store_true", help="recompute masks that already exist")
     g = p.add_argument_group("LBFMG parameters (defaults: the best found against exact synthetic masks)")
     for f in fields(LBFMGParams):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import SPLITS, ImageReadError, dataset_dir, decode_stored, find_pairs, read_mask, stored_format
+from .layout import (ImageReadError, decode_stored, default_masks_root, find_pairs, mask_files, present_splits,
+                     read_mask, stored_format)
 
 
 @dataclass
@@ -106,11 +107,9 @@ def check_dataset(root: str | os.PathLike, masks_root: str | os.PathLike | None 
     from tqdm import tqdm
 
     root = Path(root)
-    mroot = Path(masks_root) if masks_root is not None else root / "masks"
+    mroot = Path(masks_root) if masks_root is not None else default_masks_root(root)
     if splits is None:
-        splits = tuple(s for s in SPLITS if dataset_dir(root, s).is_dir())
-        if not splits:
-            raise FileNotFoundError(f"{root}: no dataset/train or dataset/test folder")
+        splits = present_splits(root)
     reports = []
     for split in splits:
         rep = SplitReport(split)
@@ -149,9 +148,7 @@ def check_dataset(root: str | os.PathLike, masks_root: str | os.PathLike | None 
                         rep.problems.append(f"empty mask (no blurred pixel): {pair.mask}")
             rep.usable += int(ok)
         # Masks without an image pair usually mean a renamed or deleted image.
-        mdir = mroot / split
-        if mdir.is_dir():
-            for m in sorted(mdir.glob("*/*/*.png")):
-                if m not in listed:
-                    rep.problems.append(f"orphan mask (no image pair): {m}")
+        for m in mask_files(mroot, split):
+            if m not in listed:
+                rep.problems.append(f"orphan mask (no image pair): {m}")
     return CheckReport(root=root, masks_root=mroot, splits=reports)

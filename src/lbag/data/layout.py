@@ -28,9 +28,13 @@ import numpy as np
 from ..atomic import atomic_path
 from ..pixels import to_float01, to_uint
 
-SPLITS = ("train", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-_PAIR_RE = re.compile(r"^(?P<idx>.+)_(?P<kind>sharp|blur)\.png$")
+SPLITS = ("train", "test")  # the published splits; any folder name under dataset/ can be read
+DATASET_FOLDER = "dataset"  # ROOT/dataset/<split>/<scene>/<seq>/<idx>_{sharp,blur}.png
+MASKS_FOLDER = "masks"  # ROOT/masks/<split>/<scene>/<seq>/<idx>.png
+PAIR_SUFFIX = ".png"
+# A pair image's file stem: <idx>_sharp or <idx>_blur (the dataset and the capture session alike).
+PAIR_RE = re.compile(r"^(?P<idx>.+)_(?P<kind>sharp|blur)$")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # what readers of image folders accept
 
 
 class ImageReadError(OSError):
@@ -57,16 +61,99 @@ class Pair:
 
 
 def dataset_dir(root: str | os.PathLike, split: str) -> Path:
-    """``ROOT/dataset/<split>``; also accepts ROOT pointing at the ``dataset`` folder itself."""
+    """``ROOT/dataset/<split>``; also accepts ROOT pointing at the ``dataset`` folder itself (readers)."""
     root = Path(root)
-    if (root / "dataset" / split).is_dir() or not (root / split).is_dir():
-        return root / "dataset" / split
+    if has_split(root, split) or not (root / split).is_dir():
+        return root / DATASET_FOLDER / split
     return root / split
+
+
+def has_split(root: str | os.PathLike, split: str) -> bool:
+    """Whether ROOT holds the published split folder ``ROOT/dataset/<split>``."""
+    return (Path(root) / DATASET_FOLDER / split).is_dir()
+
+
+def present_splits(root: str | os.PathLike) -> tuple[str, ...]:
+    """The :data:`SPLITS` that :func:`find_pairs` can read under ROOT (see :func:`dataset_dir`).
+
+    Raises:
+        FileNotFoundError: when there is none.
+    """
+    found = tuple(s for s in SPLITS if dataset_dir(root, s).is_dir())
+    if not found:
+        raise FileNotFoundError(f"{root}: no " + " or ".join(f"{DATASET_FOLDER}/{s}" for s in SPLITS) + " folder")
+    return found
 
 
 def default_masks_root(root: str | os.PathLike) -> Path:
     """Where the published release keeps its masks: ``ROOT/masks``."""
-    return Path(root) / "masks"
+    return Path(root) / MASKS_FOLDER
+
+
+def pair_files(seq_dir: str | os.PathLike, idx: str) -> tuple[Path, Path]:
+    """``(sharp, blurred)`` image paths of pair ``idx`` in a sequence folder: ``<idx>_sharp.png``,
+    ``<idx>_blur.png``."""
+    seq_dir = Path(seq_dir)
+    return seq_dir / f"{idx}_sharp{PAIR_SUFFIX}", seq_dir / f"{idx}_blur{PAIR_SUFFIX}"
+
+
+def pair_paths(root: str | os.PathLike, split: str, scene: str, seq: str, idx: str) -> tuple[Path, Path]:
+    """``(sharp, blurred)`` paths of one pair in the published layout,
+    ``ROOT/dataset/<split>/<scene>/<seq>/<idx>_{sharp,blur}.png`` (where writers put it)."""
+    return pair_files(Path(root) / DATASET_FOLDER / split / scene / seq, idx)
+
+
+def sample_path(folder: str | os.PathLike, scene: str, seq: str, idx: str) -> Path:
+    """``FOLDER/<scene>/<seq>/<idx>.png``: one image's file in a split-level folder of masks or of
+    predictions (``lbag deblur`` writes and ``lbag evaluate`` reads that layout)."""
+    return Path(folder) / scene / seq / f"{idx}{PAIR_SUFFIX}"
+
+
+def mask_path(masks_root: str | os.PathLike, split: str, scene: str, seq: str, idx: str) -> Path:
+    """``MASKS_ROOT/<split>/<scene>/<seq>/<idx>.png``."""
+    return sample_path(Path(masks_root) / split, scene, seq, idx)
+
+
+def mask_files(masks_root: str | os.PathLike, split: str) -> list[Path]:
+    """Every ``<scene>/<seq>/*.png`` under ``MASKS_ROOT/<split>``, sorted (empty without that folder)."""
+    return sorted((Path(masks_root) / split).glob(f"*/*/*{PAIR_SUFFIX}"))
+
+
+def _scan_pairs(split_dir: Path) -> dict[tuple[str, str, str], dict[str, Path]]:
+    """``{(scene, seq, idx): {kind: path}}`` of the pair images found in a split folder."""
+    found: dict[tuple[str, str, str], dict[str, Path]] = {}
+    for path in split_dir.glob(f"*/*/*{PAIR_SUFFIX}"):
+        m = PAIR_RE.match(path.stem)
+        if m is not None:
+            found.setdefault((path.parent.parent.name, path.parent.name, m["idx"]), {})[m["kind"]] = path
+    return found
+
+
+def pair_images(split_dir: str | os.PathLike, kind: str) -> list[tuple[str, Path]]:
+    """``(name, path)`` of every ``<scene>/<seq>/<idx>_<kind>.png`` in a split folder, sorted by path;
+    ``name`` is ``'<scene>/<seq>/<idx>'``."""
+    found = _scan_pairs(Path(split_dir))
+    hits = [(f"{scene}/{seq}/{idx}", files[kind]) for (scene, seq, idx), files in found.items() if kind in files]
+    return sorted(hits, key=lambda hit: hit[1])
+
+
+def is_split_dir(folder: str | os.PathLike, kind: str = "sharp") -> bool:
+    """Whether ``folder`` looks like one split folder: it holds a ``<scene>/<seq>/<idx>_<kind>.png``."""
+    for path in Path(folder).glob(f"*/*/*_{kind}{PAIR_SUFFIX}"):
+        if PAIR_RE.match(path.stem):
+            return True
+    return False
+
+
+def published_root(folder: str | os.PathLike, split: str) -> tuple[Path, str] | None:
+    """``(dataset root, split)`` when ``folder`` is a published root holding ``dataset/<split>`` or one
+    split folder of it (``ROOT/dataset/<split>`` itself: then its own name is the split), else None."""
+    folder = Path(folder)
+    if has_split(folder, split):
+        return folder, split
+    if is_split_dir(folder, "sharp"):
+        return folder.parent.parent, folder.name
+    return None
 
 
 def find_pairs(root: str | os.PathLike, split: str, masks_root: str | os.PathLike | None = None,
@@ -92,22 +179,14 @@ def find_pairs(root: str | os.PathLike, split: str, masks_root: str | os.PathLik
         raise FileNotFoundError(f"{ddir}: no such split folder (expected ROOT/dataset/{split}/<scene>/<seq>/)")
     mroot = Path(masks_root) if masks_root is not None else default_masks_root(root)
     have_masks = (mroot / split).is_dir() or masks_root is not None
-    found: dict[tuple[str, str, str], set[str]] = {}
-    for path in ddir.glob("*/*/*.png"):
-        m = _PAIR_RE.match(path.name)
-        if m is None:
-            continue
-        scene, seq = path.parent.parent.name, path.parent.name
-        found.setdefault((scene, seq, m["idx"]), set()).add(m["kind"])
     pairs = []
-    for (scene, seq, idx), kinds in sorted(found.items()):
+    for (scene, seq, idx), kinds in sorted(_scan_pairs(ddir).items()):
         if strict and len(kinds) < 2:
             continue
-        folder = ddir / scene / seq
+        sharp, blur = pair_files(ddir / scene / seq, idx)
         pairs.append(Pair(
-            name=f"{scene}/{seq}/{idx}", scene=scene, seq=seq, idx=idx, split=split,
-            sharp=folder / f"{idx}_sharp.png", blur=folder / f"{idx}_blur.png",
-            mask=(mroot / split / scene / seq / f"{idx}.png") if have_masks else None))
+            name=f"{scene}/{seq}/{idx}", scene=scene, seq=seq, idx=idx, split=split, sharp=sharp, blur=blur,
+            mask=mask_path(mroot, split, scene, seq, idx) if have_masks else None))
     return pairs
 
 

@@ -42,7 +42,7 @@ import numpy as np
 from ..atomic import write_json
 from ..pixels import to_uint
 from ..srgb import srgb_decode, srgb_encode
-from .layout import decode_image, list_images, write_image, write_mask
+from .layout import decode_image, default_masks_root, list_images, mask_path, pair_paths, write_image, write_mask
 
 
 SHARP_AT = ("start", "middle")
@@ -819,9 +819,10 @@ def split_scenes(cfg: SynthConfig) -> list[str]:
 
 
 def _sample_paths(out: Path, split: str, scene: str, seq: int, idx: int) -> tuple[Path, Path, Path]:
-    folder = out / "dataset" / split / scene / f"{seq:02d}"
-    return (folder / f"{idx:02d}_sharp.png", folder / f"{idx:02d}_blur.png",
-            out / "masks" / split / scene / f"{seq:02d}" / f"{idx:02d}.png")
+    """(sharp, blurred, mask) paths of one sample in the published layout under ``out``."""
+    seq_name, idx_name = f"{seq:02d}", f"{idx:02d}"
+    return (*pair_paths(out, split, scene, seq_name, idx_name),
+            mask_path(default_masks_root(out), split, scene, seq_name, idx_name))
 
 
 def _worker_init() -> None:
