@@ -35,12 +35,12 @@ FULL = (1436, 2152)  # H, W of a ReLoBlur image
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two (1, 3, H, W) outputs in float (lbag.metrics.psnr without the 8-bit quantisation)."""
+    """PSNR of two (1, 3, H, W) outputs in float (lbag.metrics.psnr_float: no 8-bit quantisation)."""
     import torch
 
-    from lbag.metrics import psnr as lbag_psnr
+    from lbag.metrics import psnr_float
 
-    return float(lbag_psnr(torch.from_numpy(a), torch.from_numpy(b), quantize=False)[0])
+    return float(psnr_float(torch.from_numpy(a), torch.from_numpy(b))[0])
 
 
 def onnx_runner(model, x):

@@ -38,7 +38,7 @@ def main() -> None:
     from lbag.accel import auto_path, prepare
     from lbag.data import ValDataset
     from lbag.infer import deblur_tensor, load_for_inference
-    from lbag.metrics import compute_metrics, psnr, psnr_weighted
+    from lbag.metrics import compute_metrics, psnr_float, psnr_weighted
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)
@@ -58,7 +58,7 @@ def main() -> None:
         blur, sharp, mask = item["blur"][None], item["sharp"][None], item["mask"][None]
         outs = {name: deblur_tensor(model, blur, tile=0, forward=r).image for name, r in runners.items()}
         if len(outs) > 1:
-            agreement.append(float(psnr(outs[paths[1]], outs["eager"], quantize=False)[0]))
+            agreement.append(float(psnr_float(outs[paths[1]], outs["eager"])[0]))
         for name, img in [("blurred input", blur)] + [(f"deblurred ({n})", o) for n, o in outs.items()]:
             m = compute_metrics(img, sharp, mask, aligned=False)
             vals = {k: float(m[k][0]) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}

@@ -10,7 +10,8 @@ import torch
 
 from lbag.cli import main
 from lbag.data.layout import write_image, write_mask
-from lbag.metrics import EvalOptions, EvaluationInputError, compute_metrics, evaluate, find_items
+from lbag.metrics import (EvalOptions, EvaluationInputError, compute_metrics, compute_metrics_float, evaluate,
+                          find_items)
 
 H, W = 40, 56
 NAMES = ("s01/00/00", "s01/00/01", "s02/03/00")
@@ -115,11 +116,11 @@ def test_cli_evaluate(published, tmp_path, capsys):
     assert "predictions folder not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("quantize", [True, False])
-def test_mask_empty_comes_from_the_mask_not_from_nan_values(quantize):
+@pytest.mark.parametrize("metrics", [compute_metrics, compute_metrics_float])
+def test_mask_empty_comes_from_the_mask_not_from_nan_values(metrics):
     torch.manual_seed(0)
     pred, gt = torch.rand(2, 3, 40, 50), torch.rand(2, 3, 40, 50)
     pred[1, 0, 0, 0] = float("nan")  # a broken image with a real mask is not "an empty mask"
     mask = torch.zeros(2, 1, 40, 50)
     mask[1, :, 5:20, 5:20] = 1
-    assert compute_metrics(pred, gt, mask, aligned=False, quantize=quantize)["mask_empty"].tolist() == [True, False]
+    assert metrics(pred, gt, mask, aligned=False)["mask_empty"].tolist() == [True, False]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lbag.metrics import (compute_metrics, psnr, psnr_aligned, psnr_aligned_np, psnr_weighted, ssim,
-                          ssim_weighted, summarize)
+from lbag.metrics import (compute_metrics, metric_rows, psnr, psnr_aligned, psnr_aligned_np, psnr_float,
+                          psnr_weighted, ssim, ssim_float, ssim_weighted, summarize)
 from lbag.metrics.pixel import ssim_map
 
 
@@ -107,7 +107,7 @@ def test_full_mask_equals_plain_metrics():
 def test_quantize_switch_and_numpy_input():
     pred, gt = _pair(b=1, seed=6)
     q = psnr(pred, gt)
-    nq = psnr(pred, gt, quantize=False)
+    nq = psnr_float(pred, gt)
     ref = peak_signal_noise_ratio(gt[0].numpy().astype(np.float64), pred[0].numpy().astype(np.float64), data_range=1)
     assert nq.item() == pytest.approx(ref, abs=1e-6) and q.item() != pytest.approx(ref, abs=1e-6)
     p8 = (np.round(pred[0].permute(1, 2, 0).numpy() * 255)).astype(np.uint8)
@@ -196,7 +196,7 @@ def test_ecc_failure_falls_back_to_identity_and_flags():
     assert math.isfinite(v)
     out = compute_metrics(torch.from_numpy(pred).permute(2, 0, 1), torch.from_numpy(gt).permute(2, 0, 1))
     assert out["ecc_failed"].tolist() == [True]
-    assert summarize(out)["n_ecc_failed"] == 1
+    assert summarize(metric_rows(out))["n_ecc_failed"] == 1
 
 
 def test_summarize_skips_nan_and_counts():
@@ -204,7 +204,7 @@ def test_summarize_skips_nan_and_counts():
            "psnr_w": torch.tensor([25.0, math.nan]), "ssim_w": torch.tensor([0.7, math.nan]),
            "psnr_a": torch.tensor([31.0, 33.0]), "mask_empty": torch.tensor([False, True]),
            "ecc_failed": torch.tensor([False, False])}
-    s = summarize(res)
+    s = summarize(metric_rows(res))
     assert s["psnr"] == pytest.approx(31.0) and s["psnr_w"] == pytest.approx(25.0)
     assert s["n_images"] == 2 and s["n_empty_mask"] == 1 and s["n_ecc_failed"] == 0
 
@@ -222,7 +222,7 @@ def test_protocol_ssim_exact_on_flat_saturated_regions():
     # The same images as float tensors through the float (non-quantising) path agree too.
     tp = torch.from_numpy(pred / 255.0).permute(2, 0, 1)
     tg = torch.from_numpy(gt / 255.0).permute(2, 0, 1)
-    assert abs(ssim(tp, tg, quantize=False).item() - ref) < 1e-9
+    assert abs(ssim_float(tp, tg).item() - ref) < 1e-9
 
 
 def test_quantize_u8_matches_float_quantisation_and_nan():
@@ -248,3 +248,49 @@ def test_ssim_map_gradient_matches_finite_differences():
     pred = torch.rand(1, 2, 12, 13, dtype=torch.float64, generator=g).requires_grad_(True)
     gt = torch.rand(1, 2, 12, 13, dtype=torch.float64, generator=g).requires_grad_(True)
     assert torch.autograd.gradcheck(ssim_map, (pred, gt), eps=1e-6, atol=1e-7)
+
+
+def test_protocol8_kernel_on_uint8_arrays_matches_skimage_and_hand_psnr_w():
+    from lbag.metrics.protocol8 import mask_u8, pixel_metrics_u8
+    rng = np.random.default_rng(21)
+    g8 = rng.integers(0, 256, (2, 30, 40, 3), dtype=np.uint8)
+    p8 = np.clip(g8.astype(int) + rng.integers(-20, 21, g8.shape), 0, 255).astype(np.uint8)
+    m = np.zeros((30, 40), bool)
+    m[4:20, 6:33] = True
+    out = pixel_metrics_u8(p8, g8, np.array([False, True]), mask_u8(m, 2, 30, 40))
+    p, g = p8[0] / 255.0, g8[0] / 255.0
+    assert out["psnr"][0].item() == pytest.approx(peak_signal_noise_ratio(g, p, data_range=1), abs=1e-9)
+    ref, smap = structural_similarity(p, g, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                      data_range=1, channel_axis=2, full=True)
+    assert out["ssim"][0].item() == pytest.approx(ref, abs=1e-9)
+    assert out["ssim_w"][0].item() == pytest.approx(smap[5:-5, 5:-5][m[5:-5, 5:-5]].mean(), abs=1e-9)
+    assert out["psnr_w"][0].item() == pytest.approx(10 * np.log10(1 / ((p - g) ** 2)[m].mean()), abs=1e-9)
+    # the second image is flagged as having held NaN: all its metrics are NaN
+    assert all(math.isnan(out[k][1].item()) for k in ("psnr", "ssim", "psnr_w", "ssim_w"))
+
+
+def test_psnr_aligned_float_is_the_reference_procedure_without_quantisation():
+    from lbag.metrics import psnr_aligned_float
+    gt = _textured(96, 128, 3)
+    m = np.array([[1, 0.002, 0.6], [-0.002, 1, -0.4], [0, 0, 1]], np.float32)
+    pred = cv2.warpPerspective(gt, m, (128, 96), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    pred = np.clip(pred + np.random.default_rng(3).normal(0, 0.01, pred.shape), 0, 1).astype(np.float32)
+    v = psnr_aligned_float(torch.from_numpy(pred).permute(2, 0, 1), torch.from_numpy(gt).permute(2, 0, 1),
+                           exact=True)
+    assert v.shape == (1,) and v.dtype == torch.float64
+    assert v.item() == pytest.approx(_reference_psnr_a(pred, gt, "all"), abs=1e-4)
+    # the 8-bit protocol value differs: the quantisation is not applied here
+    assert psnr_aligned(pred, gt, exact=True).item() != pytest.approx(v.item(), abs=1e-6)
+
+
+def test_summarize_takes_rows_from_a_batch_and_csv_strings():
+    rows = metric_rows({"psnr": torch.tensor([30.0, 34.0]), "ssim": torch.tensor([0.5, 0.7]),
+                        "psnr_w": torch.tensor([math.nan, 20.0]), "ssim_w": torch.tensor([math.nan, 0.25]),
+                        "psnr_a": torch.tensor([math.nan, math.nan]), "mask_empty": torch.tensor([True, False]),
+                        "ecc_failed": torch.tensor([False, True])})
+    assert rows[0]["psnr"] == 30.0 and rows[1]["ecc_failed"] is True
+    csv_row = {"psnr": "nan", "ssim": "0.9", "psnr_w": "", "ssim_w": "", "psnr_a": "40.0", "mask_empty": "False",
+               "ecc_failed": "False", "error": ""}
+    s = summarize(rows + [csv_row, {"error": "unreadable"}])
+    assert s["psnr"] == 32.0 and s["ssim"] == pytest.approx(0.7) and s["psnr_w"] == 20.0 and s["psnr_a"] == 40.0
+    assert (s["n_images"], s["n_empty_mask"], s["n_ecc_failed"], s["n_failed"]) == (3, 1, 1, 1)

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from .pixel import _psnr_np, prepare_pair, quantize_pair_u8
+from .pixel import prepare_pair, psnr_db, quantize_pair_u8
 
 # The reference ECC settings of the RealBlur / LBAG evaluation code.
 ECC_ITERATIONS = 100
@@ -281,12 +282,43 @@ def psnr_aligned_np(pred: np.ndarray, gt: np.ndarray, denominator: str = "all", 
     n = float(r.valid.size) if denominator == "all" else float(np.sum(r.valid, dtype=np.float64))
     if n == 0:
         return float("nan"), r.failed
-    return _psnr_np(sq / n), r.failed
+    return psnr_db(sq / n), r.failed
 
 
-def psnr_aligned(pred, gt, denominator: str = "all", exact: bool = False, quantize: bool = True,
-                 return_failed: bool = False, **kwargs):
-    """PSNR_a per image: intensity matching + ECC homography alignment, then PSNR (RealBlur protocol).
+def psnr_aligned_pairs(pairs: Iterable[tuple[np.ndarray, np.ndarray] | None], denominator: str = "all",
+                       exact: bool = False, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSNR_a and the ECC-failure flag of each pair (:func:`psnr_aligned_np` one after the other).
+
+    Args:
+        pairs: ``(pred, gt)`` float (H, W, 3) images, or None for an image that contained NaN (its
+            PSNR_a is NaN, not failed).
+        denominator, exact, **kwargs: as for :func:`psnr_aligned_np`.
+
+    Returns:
+        ``(psnr_a, failed)``: (B,) float64 and (B,) bool tensors.
+    """
+    values, failed = [], []
+    for pair in pairs:
+        v, f = (math.nan, False) if pair is None else psnr_aligned_np(*pair, denominator, exact, **kwargs)
+        values.append(v)
+        failed.append(f)
+    return torch.tensor(values, dtype=torch.float64), torch.tensor(failed, dtype=torch.bool)
+
+
+def float_pairs(pred, gt) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per-image (H, W, 3) numpy pairs of images clamped to [0, 1], not quantised (the float path).
+
+    Args:
+        pred, gt: images as :func:`lbag.metrics.pixel.prepare_pair` accepts them.
+    """
+    p, g = prepare_pair(pred, gt)
+    for i in range(p.shape[0]):
+        yield p[i].detach().permute(1, 2, 0).cpu().numpy(), g[i].detach().permute(1, 2, 0).cpu().numpy()
+
+
+def psnr_aligned(pred, gt, denominator: str = "all", exact: bool = False, **kwargs) -> torch.Tensor:
+    """PSNR_a per image of the 8-bit images: intensity matching + ECC homography alignment, then PSNR
+    (the RealBlur protocol as the paper uses it).
 
     Args:
         pred: prediction, (B, 3, H, W) tensor in [0, 1] (or (3, H, W), or numpy (H, W, 3)).
@@ -294,25 +326,22 @@ def psnr_aligned(pred, gt, denominator: str = "all", exact: bool = False, quanti
         denominator: ``'all'`` (LBAG protocol, default) or ``'valid'`` (RealBlur protocol), see
             :func:`psnr_aligned_np`.
         exact: reference full-resolution ECC (~18 s per 2152x1436 image) instead of coarse-to-fine.
-        quantize: quantise both images to 8 bit first (the protocol).
-        return_failed: also return a (B,) bool tensor, True where ECC failed (identity used).
         **kwargs: passed to :func:`estimate_homography` (``levels``, ``refine_iterations``, ...).
 
     Returns:
-        (B,) float64 tensor of PSNR_a in dB, or ``(psnr_a, failed)`` with ``return_failed``.
+        (B,) float64 tensor of PSNR_a in dB; :func:`psnr_aligned_u8` also gives the ECC failures.
     """
-    if quantize:
-        out, failed = psnr_aligned_u8(*quantize_pair_u8(pred, gt), denominator, exact, **kwargs)
-        return (out, failed) if return_failed else out
-    p, g = prepare_pair(pred, gt, quantize)
-    values, failed = [], []
-    for i in range(p.shape[0]):
-        v, f = psnr_aligned_np(p[i].detach().permute(1, 2, 0).cpu().numpy(),
-                               g[i].permute(1, 2, 0).cpu().numpy(), denominator, exact, **kwargs)
-        values.append(v)
-        failed.append(f)
-    out = torch.tensor(values, dtype=torch.float64)
-    return (out, torch.tensor(failed, dtype=torch.bool)) if return_failed else out
+    return psnr_aligned_u8(*quantize_pair_u8(pred, gt), denominator, exact, **kwargs)[0]
+
+
+def psnr_aligned_float(pred, gt, denominator: str = "all", exact: bool = False, **kwargs) -> torch.Tensor:
+    """:func:`psnr_aligned` of the images clamped to [0, 1], not quantised to 8 bit.
+
+    Returns:
+        (B,) float64 tensor of PSNR_a in dB; ``psnr_aligned_pairs(float_pairs(pred, gt))`` also gives
+        the ECC failures.
+    """
+    return psnr_aligned_pairs(float_pairs(pred, gt), denominator, exact, **kwargs)[0]
 
 
 def psnr_aligned_u8(pred: np.ndarray, gt: np.ndarray, has_nan: np.ndarray, denominator: str = "all",
@@ -324,14 +353,8 @@ def psnr_aligned_u8(pred: np.ndarray, gt: np.ndarray, has_nan: np.ndarray, denom
     Returns:
         ``(psnr_a, failed)``: (B,) float64 and (B,) bool tensors; NaN (not failed) where ``has_nan``.
     """
-    values, failed = [], []
-    for i in range(pred.shape[0]):
-        if has_nan[i]:
-            values.append(math.nan)
-            failed.append(False)
-            continue
-        v, f = psnr_aligned_np(np.divide(pred[i], np.float32(255), dtype=np.float32),
-                               np.divide(gt[i], np.float32(255), dtype=np.float32), denominator, exact, **kwargs)
-        values.append(v)
-        failed.append(f)
-    return torch.tensor(values, dtype=torch.float64), torch.tensor(failed, dtype=torch.bool)
+    def as_float(a: np.ndarray) -> np.ndarray:
+        return np.divide(a, np.float32(255), dtype=np.float32)
+
+    pairs = (None if has_nan[i] else (as_float(pred[i]), as_float(gt[i])) for i in range(pred.shape[0]))
+    return psnr_aligned_pairs(pairs, denominator, exact, **kwargs)

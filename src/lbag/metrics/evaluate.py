@@ -9,7 +9,8 @@ Two layouts are understood:
   ``PRED/<scene>/<seq>/<idx>.png`` (what ``lbag deblur`` writes for a dataset split);
 * flat: ``GT/<name>.png``, ``PRED/<name>.png`` and ``MASKS/<name>.png``.
 
-The same :func:`compute_metrics` / :func:`summarize` pair serves validation during training.
+The metrics of each image come from :func:`lbag.metrics.batch.compute_metrics` and the means from
+:func:`lbag.metrics.batch.summarize`, the pair training validation uses too.
 """
 
 from __future__ import annotations
@@ -23,18 +24,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
 from ..atomic import WriteError, check_output_dir, write_json, write_text
 from ..data.layout import ImageReadError, decode_image, find_pairs, image_size, read_image, read_mask
-from .aligned import describe_fast_path, psnr_aligned, psnr_aligned_u8
-from .pixel import _mask_u8, _pixel_metrics_u8, pixel_metrics, prepare_mask, prepare_pair, quantize_pair_u8
+from .aligned import describe_fast_path
+from .batch import METRICS, compute_metrics, compute_metrics_float, summarize
 
-__all__ = ["compute_metrics", "summarize", "evaluate", "evaluate_one", "find_items", "format_table", "EvalItem",
-           "EvalOptions", "EvaluationInputError", "png_size", "read_image", "read_mask", "ImageReadError"]
-
-METRICS = ("psnr", "ssim", "psnr_w", "ssim_w", "psnr_a")
+__all__ = ["evaluate", "evaluate_one", "find_items", "format_table", "EvalItem", "EvalOptions",
+           "EvaluationInputError", "png_size", "read_image", "read_mask", "ImageReadError"]
 # Column titles and decimals of the paper's Table 1.
 TABLE_COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("psnr_w", "PSNR_w", 2), ("ssim_w", "SSIM_w", 4),
                  ("psnr_a", "PSNR_a", 2))
@@ -42,99 +40,6 @@ TABLE_COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("psnr_w", "PSNR_w", 
 
 class EvaluationInputError(ValueError):
     """The folders given to :func:`evaluate` do not match (missing files, size mismatches, no images)."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Batched metrics (also used by training validation)
-# --------------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def compute_metrics(pred, gt, mask=None, aligned: bool = True, exact: bool = False, quantize: bool = True,
-                    denominator: str = "all") -> dict[str, torch.Tensor]:
-    """All published metrics of a batch, one value per image.
-
-    Args:
-        pred: predictions, (B, 3, H, W) in [0, 1] (or (3, H, W), or numpy (H, W, 3)).
-        gt: ground truth, same shape.
-        mask: blur masks (B, 1, H, W) (> 0 means blurred) or None (then PSNR_w / SSIM_w are NaN).
-        aligned: compute PSNR_a (the costly one); NaN when False.
-        exact: reference full-resolution ECC for PSNR_a instead of coarse-to-fine.
-        quantize: quantise to 8 bit first (the protocol).
-        denominator: PSNR_a denominator, ``'all'`` (LBAG) or ``'valid'`` (RealBlur).
-
-    Returns:
-        dict with (B,) float64 tensors ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` and
-        (B,) bool tensors ``mask_empty`` and ``ecc_failed``.
-    """
-    if quantize:
-        # Quantise once to uint8 (H, W, 3); every metric, PSNR_a included, starts from these arrays.
-        p8, g8, has_nan = quantize_pair_u8(pred, gt)
-        m8 = None if mask is None else _mask_u8(mask, *p8.shape[:3])
-        out = _pixel_metrics_u8(p8, g8, has_nan, m8)
-        b = p8.shape[0]
-    else:
-        p, g = prepare_pair(pred, gt, quantize)
-        out = {k: v.double().cpu() for k, v in pixel_metrics(p, g, mask, quantize=False).items()}
-        b = p.shape[0]
-    nan = torch.full((b,), math.nan, dtype=torch.float64)
-    if mask is None:
-        out["psnr_w"], out["ssim_w"] = nan.clone(), nan.clone()
-        out["mask_empty"] = torch.zeros(b, dtype=torch.bool)
-    else:  # from the mask itself on both paths (a NaN image must not pass for an empty mask)
-        covered = m8.reshape(b, -1).any(axis=1) if quantize else prepare_mask(mask, p).flatten(1).any(1).cpu().numpy()
-        out["mask_empty"] = torch.from_numpy(~covered)
-    if aligned:
-        if quantize:
-            out["psnr_a"], out["ecc_failed"] = psnr_aligned_u8(p8, g8, has_nan, denominator, exact)
-        else:
-            out["psnr_a"], out["ecc_failed"] = psnr_aligned(p, g, denominator, exact, quantize=False,
-                                                            return_failed=True)
-    else:
-        out["psnr_a"], out["ecc_failed"] = nan.clone(), torch.zeros(b, dtype=torch.bool)
-    return out
-
-
-def summarize(results) -> dict:
-    """Means and counts over a set of per-image results.
-
-    Args:
-        results: either a dict name -> (N,) tensor/array as returned by :func:`compute_metrics`
-            (batches concatenated), or a list of per-image row dicts with the same keys (rows with a
-            non-empty ``error`` are counted in ``n_failed`` and left out).
-
-    Returns:
-        dict with the means ``psnr``, ``ssim``, ``psnr_w``, ``ssim_w``, ``psnr_a`` (NaN entries --
-        empty or missing masks, PSNR_a not computed -- are left out of each mean; None when no image
-        has a value) and the counts ``n_images``, ``n_empty_mask``, ``n_ecc_failed``, ``n_failed``.
-    """
-    if isinstance(results, dict):
-        cols = {k: np.asarray(torch.as_tensor(v).cpu().numpy() if isinstance(v, torch.Tensor) else v)
-                for k, v in results.items()}
-        n_failed = 0
-    else:
-        ok = [r for r in results if not r.get("error")]
-        n_failed = len(results) - len(ok)
-        cols = {k: np.asarray([_as_float(r.get(k)) for r in ok], dtype=np.float64)
-                for k in (*METRICS, "mask_empty", "ecc_failed")}
-    n = len(next(iter(cols.values()))) if cols else 0
-    summary: dict = {}
-    for k in METRICS:
-        v = np.asarray(cols.get(k, np.full(n, np.nan)), dtype=np.float64)
-        v = v[~np.isnan(v)]
-        summary[k] = float(v.mean()) if v.size else None
-    summary["n_images"] = int(n)
-    summary["n_empty_mask"] = int(np.sum(np.asarray(cols.get("mask_empty", np.zeros(n)), dtype=bool)))
-    summary["n_ecc_failed"] = int(np.sum(np.asarray(cols.get("ecc_failed", np.zeros(n)), dtype=bool)))
-    summary["n_failed"] = int(n_failed)
-    return summary
-
-
-def _as_float(v) -> float:
-    if v is None or v == "":
-        return math.nan
-    if isinstance(v, str):
-        return float(v.lower() in ("true", "1")) if v.lower() in ("true", "false") else float(v)
-    return float(v)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,7 +183,8 @@ def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
            "ecc_failed": False, "note": "", "error": ""}
     path = item.pred if source == "pred" else item.blurred
     try:
-        load = decode_image if options.quantize else read_image
+        # The protocol takes the native integers; the float metrics float images.
+        load, metrics = (decode_image, compute_metrics) if options.quantize else (read_image, compute_metrics_float)
         img, gt = load(path), load(item.gt)
     except ImageReadError as exc:
         row["error"] = str(exc)
@@ -295,9 +201,8 @@ def evaluate_one(item: EvalItem, source: str, options: EvalOptions) -> dict:
                 mask = None
         except ImageReadError as exc:
             row["note"] = f"mask unusable, PSNR_w/SSIM_w skipped: {exc}"
-    m = compute_metrics(img, gt, None if mask is None else torch.from_numpy(mask)[None, None],
-                        aligned=options.aligned, exact=options.exact, quantize=options.quantize,
-                        denominator=options.denominator)
+    m = metrics(img, gt, None if mask is None else torch.from_numpy(mask)[None, None], aligned=options.aligned,
+                exact=options.exact, denominator=options.denominator)
     for k in METRICS:
         row[k] = float(m[k][0])
     row["mask_empty"] = bool(m["mask_empty"][0])

@@ -7,13 +7,12 @@ quantised to 8 bit before every metric; SSIM is the mean of the map of an 11x11 
 This is the value of scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=1)``.
 
-Two implementations share these definitions:
-
-* the protocol path (``quantize=True``, the default): both images are quantised once to uint8 (H, W, 3)
-  arrays; PSNR / PSNR_w come from the exact integer sum of squared differences (``cv2.norm``), SSIM from
-  OpenCV separable filters run over horizontal strips of the image in float64 with reused buffers (the
-  strips stay in cache, which is what makes it fast);
-* the float path (``quantize=False``, and :func:`ssim_map`, which the SSIM loss differentiates through).
+This module holds what both paths share -- input checks and conversions, 8-bit quantisation
+(:func:`quantize_u8`), the SSIM formula (:func:`ssim_from_moments`) and the differentiable SSIM map
+(:func:`ssim_map`, which the SSIM loss uses) -- and the float metrics :func:`psnr_float`,
+:func:`ssim_float`, :func:`psnr_weighted_float`, :func:`ssim_weighted_float`, :func:`pixel_metrics_float`
+(images only clamped to [0, 1], not quantised). The published 8-bit metrics are in
+:mod:`lbag.metrics.protocol8`.
 
 Every function takes (B, 3, H, W) tensors (or a single (3, H, W) tensor, or a numpy (H, W, 3) image)
 and returns one value per image, shape (B,). Unlike the authors' code they are correct at any batch
@@ -79,13 +78,13 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0, 1).mul_(255.0).round_().div_(255.0)
 
 
-def prepare_pair(pred, gt, quantize: bool = True, dtype: torch.dtype | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check and normalise a prediction / ground-truth pair for the metrics.
+def prepare_pair(pred, gt, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check and normalise a prediction / ground-truth pair for the float metrics: clamp to [0, 1].
+
+    (:func:`quantize_8bit` of the result gives the protocol's 8-bit values as floats.)
 
     Args:
         pred, gt: images as accepted by :func:`to_tensor`, same shape, 3 channels.
-        quantize: quantise both to 8 bit (the protocol); when False they are only clamped to [0, 1].
         dtype: computation dtype; default float64 on CPU (exact agreement with scikit-image at
             negligible cost), float32 on other devices.
 
@@ -101,8 +100,6 @@ def prepare_pair(pred, gt, quantize: bool = True, dtype: torch.dtype | None = No
         dtype = torch.float64 if p.device.type == "cpu" else torch.float32
     g = g.to(device=p.device, dtype=dtype)
     p = p.to(dtype=dtype)
-    if quantize:
-        return quantize_8bit(p), quantize_8bit(g)
     return p.clamp(0, 1), g.clamp(0, 1)
 
 
@@ -143,7 +140,12 @@ def gaussian_kernel1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, dtype=
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
-def ssim_from_moments(mu_p, mu_g, e_pp, e_gg, e_pg, c1: float = SSIM_C1, c2: float = SSIM_C2):
+# Rows per block when ssim_from_moments writes into ``out``: temporaries of about this many bytes stay
+# in the L2 cache and are reused by malloc (at 1 MB and more each one is a fresh mmap, i.e. page faults).
+_FORMULA_BLOCK_BYTES = 192 * 1024
+
+
+def ssim_from_moments(mu_p, mu_g, e_pp, e_gg, e_pg, c1: float = SSIM_C1, c2: float = SSIM_C2, out=None):
     """The SSIM formula (Wang et al. 2004, eq. 13) from local statistics; the one every path uses.
 
     Args:
@@ -151,13 +153,22 @@ def ssim_from_moments(mu_p, mu_g, e_pp, e_gg, e_pg, c1: float = SSIM_C1, c2: flo
         e_pp, e_gg, e_pg: local means of p^2, g^2 and p*g (the variances and the covariance follow
             as e_pp - mu_p^2, e_gg - mu_g^2, e_pg - mu_p mu_g).
         c1, c2: stabilisers in the units of the data, (0.01 L)^2 and (0.03 L)^2 for data range L.
+        out: numpy only: an array of the moments' shape to write the map into, a few rows at a time
+            (small temporaries; the values are those of one call, the formula being elementwise).
 
-    All arguments are numpy arrays or torch tensors of one shape; nothing is modified in place, so
-    autograd can differentiate through it.
+    The moments are numpy arrays or torch tensors of one shape and are never modified, so autograd
+    can differentiate through the formula.
 
     Returns:
-        The SSIM map, (2 mu_p mu_g + c1)(2 cov + c2) / ((mu_p^2 + mu_g^2 + c1)(var_p + var_g + c2)).
+        The SSIM map, (2 mu_p mu_g + c1)(2 cov + c2) / ((mu_p^2 + mu_g^2 + c1)(var_p + var_g + c2));
+        ``out`` when given.
     """
+    if out is not None:
+        step = max(1, _FORMULA_BLOCK_BYTES // max(out[:1].nbytes, 1))
+        for y0 in range(0, out.shape[0], step):
+            rows = slice(y0, y0 + step)
+            out[rows] = ssim_from_moments(*(m[rows] for m in (mu_p, mu_g, e_pp, e_gg, e_pg)), c1, c2)
+        return out
     var_p = e_pp - mu_p * mu_p
     var_g = e_gg - mu_g * mu_g
     cov = e_pg - mu_p * mu_g
@@ -179,7 +190,7 @@ def _ssim_map_cv2(p: np.ndarray, g: np.ndarray, k: np.ndarray, c1: float, c2: fl
 
     On CPU this is 10-50x faster than torch's depthwise conv2d at full resolution and exact in
     float64; the border mode is irrelevant because only the valid region is kept. The formula runs
-    over horizontal strips of the filtered moments: the temporaries of a strip stay in cache, which
+    over a few rows of the filtered moments at a time (``out=``): the temporaries stay in cache, which
     keeps the memory traffic (the real cost at 2152x1436) low.
 
     Returns:
@@ -191,22 +202,7 @@ def _ssim_map_cv2(p: np.ndarray, g: np.ndarray, k: np.ndarray, c1: float, c2: fl
         return cv2.sepFilter2D(a, -1, k, k, borderType=cv2.BORDER_REFLECT)[r:-r, r:-r]
 
     moments = (blur(p), blur(g), blur(p * p), blur(g * g), blur(p * g))
-    return _ssim_by_rows(moments, c1, c2, np.empty(moments[0].shape, moments[0].dtype))
-
-
-# Rows of numpy moments per call of the SSIM formula: temporaries of about this many bytes stay in the
-# L2 cache and are reused by malloc (at 1 MB and more each one is a fresh mmap, i.e. page faults).
-_FORMULA_BLOCK_BYTES = 192 * 1024
-
-
-def _ssim_by_rows(moments: tuple, c1: float, c2: float, out: np.ndarray) -> np.ndarray:
-    """:func:`ssim_from_moments` of numpy moments (all of ``out``'s shape) written into ``out`` a few
-    rows at a time; the values are those of one call over the whole arrays (the formula is elementwise)."""
-    step = max(1, _FORMULA_BLOCK_BYTES // max(out[:1].nbytes, 1))
-    for y0 in range(0, out.shape[0], step):
-        rows = slice(y0, y0 + step)
-        out[rows] = ssim_from_moments(*(m[rows] for m in moments), c1, c2)
-    return out
+    return ssim_from_moments(*moments, c1, c2, out=np.empty(moments[0].shape, moments[0].dtype))
 
 
 def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA,
@@ -244,13 +240,8 @@ def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window: int = SSIM_WINDOW, si
 
 
 # --------------------------------------------------------------------------------------------------
-# Protocol path: 8-bit integers, HWC, no float64 copies of whole images
+# 8-bit quantisation: the input of the published protocol (its metrics: lbag.metrics.protocol8)
 # --------------------------------------------------------------------------------------------------
-
-# Output rows of the SSIM map per strip: (64 + 10) x 2152 x 3 float64 buffers (~4 MB each) stay in
-# the L3 cache, so the eight passes over a strip cost far less than eight passes over the image.
-_SSIM_STRIP_ROWS = 64
-
 
 def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """Quantise images to the protocol's 8-bit grid as uint8 (B, H, W, C) arrays.
@@ -326,114 +317,13 @@ def _chw(shape: tuple) -> tuple:
     return (shape[0], shape[3], shape[1], shape[2])
 
 
-def _mask_u8(mask, b: int, h: int, w: int) -> np.ndarray:
-    """Binary mask as a (B, H, W) uint8 array of 0/1 (same inputs and checks as :func:`prepare_mask`)."""
-    like = torch.empty((), dtype=torch.uint8).expand(b, 1, h, w)
-    return np.ascontiguousarray(prepare_mask(mask, like).cpu().numpy()[:, 0])
-
-
-def _sq_err_sum(p: np.ndarray, g: np.ndarray, m: np.ndarray | None = None) -> float:
-    """Exact sum of squared 8-bit differences (OpenCV accumulates integers), optionally under a mask."""
-    return cv2.norm(p, g, cv2.NORM_L2SQR) if m is None else cv2.norm(p, g, cv2.NORM_L2SQR, mask=m)
-
-
-def _ssim_strip_sums(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, rows: range) -> tuple[float, float]:
-    """Sum of the SSIM map (and of the map under the cropped mask) over the map rows ``rows``.
-
-    Works in 0..255 units with the constants scaled to match, in float64: the variances are
-    differences of large, nearly equal moments, and float32 leaves errors above 1e-5 in flat
-    (e.g. saturated) regions where every pixel repeats the same rounding.
-    """
-    r = SSIM_CROP
-    k = gaussian_kernel1d(SSIM_WINDOW, SSIM_SIGMA).numpy()
-    c1, c2 = SSIM_C1 * 255.0 ** 2, SSIM_C2 * 255.0 ** 2
-    w, c = p.shape[1], p.shape[2]
-    step = _SSIM_STRIP_ROWS
-    n_in = min(step, len(rows)) + 2 * r
-    bufs = np.empty((6, n_in, w, c), np.float64)
-    prod = np.empty((n_in, w, c), np.uint16)
-    total = masked = 0.0
-    for y0 in range(rows.start, rows.stop, step):
-        y1 = min(y0 + step, rows.stop)
-        n = y1 - y0 + 2 * r
-        # Map row j sits on image row j + r: the strip needs r more image rows on each side.
-        ps, gs = p[y0:y1 + 2 * r], g[y0:y1 + 2 * r]
-        mu_p, mu_g, e_pp, e_gg, e_pg, t = (b[:n] for b in bufs)
-        pr = prod[:n]
-
-        def blur(src: np.ndarray, dst: np.ndarray) -> None:
-            cv2.sepFilter2D(src, cv2.CV_64F, k, k, dst=dst, borderType=cv2.BORDER_REFLECT)
-
-        blur(ps, mu_p)
-        blur(gs, mu_g)
-        # 8-bit products fit uint16 exactly.
-        blur(cv2.multiply(ps, ps, dst=pr, dtype=cv2.CV_16U), e_pp)
-        blur(cv2.multiply(gs, gs, dst=pr, dtype=cv2.CV_16U), e_gg)
-        blur(cv2.multiply(ps, gs, dst=pr, dtype=cv2.CV_16U), e_pg)
-        # Rows outside [r, n - r) and the r-px side columns are border-filled: not part of the map.
-        mu_p, mu_g, e_pp, e_gg, e_pg, t = (a[r:n - r, r:w - r] for a in (mu_p, mu_g, e_pp, e_gg, e_pg, t))
-        _ssim_by_rows((mu_p, mu_g, e_pp, e_gg, e_pg), c1, c2, t)  # t: this strip's map, (rows, W - 2r, C)
-        total += float(t.sum())
-        if m is not None:
-            # In place with the mask broadcast over channels (a sum over the 3-long channel axis
-            # first would be several times slower in numpy).
-            t *= m[y0 + r:y1 + r, r:w - r, None]
-            masked += float(t.sum())
-    return total, masked
-
-
-def _ssim_u8(p: np.ndarray, g: np.ndarray, m: np.ndarray | None = None) -> tuple[float, float]:
-    """SSIM (and SSIM_w with the binary (H, W) mask ``m``) of one uint8 (H, W, C) pair."""
-    h, w, c = p.shape
-    if min(h, w) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}")
-    hv = h - 2 * SSIM_CROP
-    total, masked = _ssim_strip_sums(p, g, m, range(0, hv))
-    n_map = hv * (w - 2 * SSIM_CROP) * c
-    if m is None or not m.any():
-        return total / n_map, math.nan
-    n_mask = int(np.count_nonzero(m[SSIM_CROP:h - SSIM_CROP, SSIM_CROP:w - SSIM_CROP]))
-    return total / n_map, masked / max(n_mask, 1) / c
-
-
-def _pixel_metrics_u8(p: np.ndarray, g: np.ndarray, nan: np.ndarray, m: np.ndarray | None = None,
-                      want_ssim: bool = True) -> dict[str, torch.Tensor]:
-    """The pixel metrics of uint8 (B, H, W, 3) pairs (protocol path); see :func:`pixel_metrics`."""
-    b, h, w, c = p.shape
-    n = h * w * c
-    out = {k: np.full(b, math.nan) for k in ("psnr", "ssim", "psnr_w", "ssim_w")}
-    for i in range(b):
-        if nan[i]:
-            continue  # NaN in the input: every metric of this image stays NaN, as on the float path
-        out["psnr"][i] = _psnr_np(_sq_err_sum(p[i], g[i]) / (255.0 ** 2 * n))
-        if m is not None:
-            area = int(np.count_nonzero(m[i]))
-            if area:
-                out["psnr_w"][i] = _psnr_np(_sq_err_sum(p[i], g[i], m[i]) / (255.0 ** 2 * c * area))
-        if want_ssim:
-            out["ssim"][i], out["ssim_w"][i] = _ssim_u8(p[i], g[i], None if m is None else m[i])
-    return {k: torch.from_numpy(v) for k, v in out.items()}
-
-
-def _psnr_np(mse: float) -> float:
+def psnr_db(mse: float) -> float:
+    """PSNR in dB of a mean squared error on data of range 1: 10 log10(1 / mse), inf for mse 0."""
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def _on_device_of(values: torch.Tensor, image) -> torch.Tensor:
-    """Put a (B,) float64 CPU result where the input lived (float32 off the CPU, as before)."""
-    if isinstance(image, torch.Tensor) and image.device.type != "cpu":
-        return values.to(device=image.device, dtype=torch.float32)
-    return values
-
-
-def _protocol_metrics(pred, gt, mask=None, want_ssim: bool = True) -> dict[str, torch.Tensor]:
-    p, g, nan = quantize_pair_u8(pred, gt)
-    m = None if mask is None else _mask_u8(mask, *p.shape[:3])
-    return {k: _on_device_of(v, pred) for k, v in _pixel_metrics_u8(p, g, nan, m, want_ssim).items()}
-
-
 # --------------------------------------------------------------------------------------------------
-# Metrics
+# Float metrics: no quantisation (the protocol's 8-bit metrics are in lbag.metrics.protocol8)
 # --------------------------------------------------------------------------------------------------
 
 def _psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
@@ -455,92 +345,38 @@ def _ssim_w(smap: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.where(m.sum(dim=(1, 2, 3)) > 0, val, torch.full_like(val, math.nan))
 
 
-def psnr(pred, gt, quantize: bool = True) -> torch.Tensor:
-    """PSNR over all pixels and RGB channels, data range 1.
-
-    Args:
-        pred: prediction, (B, 3, H, W) in [0, 1] (or (3, H, W), or numpy (H, W, 3)).
-        gt: ground truth, same shape.
-        quantize: quantise both to 8 bit first (the protocol).
-
-    Returns:
-        (B,) PSNR in dB (inf where the images are identical).
-    """
-    if quantize:
-        return _protocol_metrics(pred, gt, want_ssim=False)["psnr"]
-    p, g = prepare_pair(pred, gt, quantize)
+def psnr_float(pred, gt) -> torch.Tensor:
+    """PSNR (:func:`lbag.metrics.protocol8.psnr`, the published metric, for definition and arguments) of
+    the images clamped to [0, 1], not quantised to 8 bit: (B,) values in dB, inf for identical images."""
+    p, g = prepare_pair(pred, gt)
     return _psnr_from_mse(((p - g) ** 2).mean(dim=(1, 2, 3)))
 
 
-def ssim(pred, gt, quantize: bool = True) -> torch.Tensor:
-    """SSIM: mean of the valid Gaussian SSIM map over pixels and RGB channels.
-
-    Args:
-        pred: prediction, (B, 3, H, W) in [0, 1] (or (3, H, W), or numpy (H, W, 3)); H, W >= 11.
-        gt: ground truth, same shape.
-        quantize: quantise both to 8 bit first (the protocol).
-
-    Returns:
-        (B,) SSIM values.
-    """
-    if quantize:
-        return _protocol_metrics(pred, gt)["ssim"]
-    p, g = prepare_pair(pred, gt, quantize)
+def ssim_float(pred, gt) -> torch.Tensor:
+    """SSIM (:func:`lbag.metrics.protocol8.ssim`, the published metric, for definition and arguments) of
+    the images clamped to [0, 1], not quantised to 8 bit: (B,) values."""
+    p, g = prepare_pair(pred, gt)
     return ssim_map(p, g).mean(dim=(1, 2, 3))
 
 
-def psnr_weighted(pred, gt, mask, quantize: bool = True) -> torch.Tensor:
-    """PSNR_w: PSNR of the squared error averaged over the blurred pixels only.
-
-    MSE_w = sum((p - g)^2 * m) / (3 * sum(m)) with m the binary mask (> 0) broadcast over RGB.
-
-    Args:
-        pred: prediction, (B, 3, H, W) in [0, 1].
-        gt: ground truth, same shape.
-        mask: blur mask (B, 1, H, W) (or (B, H, W), (H, W), numpy (H, W)); > 0 means blurred.
-        quantize: quantise images to 8 bit first (the protocol).
-
-    Returns:
-        (B,) PSNR_w in dB; NaN for an image whose mask is empty (the metric is undefined there).
-    """
-    if quantize:
-        return _protocol_metrics(pred, gt, mask, want_ssim=False)["psnr_w"]
-    p, g = prepare_pair(pred, gt, quantize)
+def psnr_weighted_float(pred, gt, mask) -> torch.Tensor:
+    """PSNR_w (:func:`lbag.metrics.protocol8.psnr_weighted`, the published metric, for definition and
+    arguments) of the images clamped to [0, 1], not quantised: (B,) values in dB, NaN for an empty mask."""
+    p, g = prepare_pair(pred, gt)
     return _psnr_w((p - g) ** 2, prepare_mask(mask, p))
 
 
-def ssim_weighted(pred, gt, mask, quantize: bool = True) -> torch.Tensor:
-    """SSIM_w: the SSIM map averaged over the blurred pixels only.
-
-    The mask is cropped by 5 px on every side to match the valid SSIM map; then
-    SSIM_w = sum(map * m) / max(sum(m), 1) / 3 (the sum runs over the 3 channels of the map).
-
-    Args:
-        pred: prediction, (B, 3, H, W) in [0, 1]; H, W >= 11.
-        gt: ground truth, same shape.
-        mask: blur mask (B, 1, H, W) (or (B, H, W), (H, W), numpy (H, W)); > 0 means blurred.
-        quantize: quantise images to 8 bit first (the protocol).
-
-    Returns:
-        (B,) SSIM_w; NaN for an image whose (uncropped) mask is empty.
-    """
-    if quantize:
-        return _protocol_metrics(pred, gt, mask)["ssim_w"]
-    p, g = prepare_pair(pred, gt, quantize)
+def ssim_weighted_float(pred, gt, mask) -> torch.Tensor:
+    """SSIM_w (:func:`lbag.metrics.protocol8.ssim_weighted`, the published metric, for definition and
+    arguments) of the images clamped to [0, 1], not quantised: (B,) values, NaN for an empty mask."""
+    p, g = prepare_pair(pred, gt)
     return _ssim_w(ssim_map(p, g), prepare_mask(mask, p))
 
 
-def pixel_metrics(pred, gt, mask=None, quantize: bool = True) -> dict[str, torch.Tensor]:
-    """PSNR, SSIM and (with a mask) PSNR_w, SSIM_w in one pass, sharing the SSIM map.
-
-    Returns:
-        dict name -> (B,) tensor with keys ``psnr``, ``ssim`` and, when ``mask`` is given,
-        ``psnr_w``, ``ssim_w`` (NaN for empty masks).
-    """
-    if quantize:
-        out = _protocol_metrics(pred, gt, mask)
-        return out if mask is not None else {"psnr": out["psnr"], "ssim": out["ssim"]}
-    p, g = prepare_pair(pred, gt, quantize)
+def pixel_metrics_float(pred, gt, mask=None) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM and (with a mask) PSNR_w, SSIM_w of the images clamped to [0, 1], not quantised, in
+    one pass sharing the SSIM map; the keys of :func:`lbag.metrics.protocol8.pixel_metrics`."""
+    p, g = prepare_pair(pred, gt)
     sq = (p - g) ** 2
     smap = ssim_map(p, g)
     out = {"psnr": _psnr_from_mse(sq.mean(dim=(1, 2, 3))), "ssim": smap.mean(dim=(1, 2, 3))}
