@@ -27,7 +27,8 @@ import cv2
 import torch
 
 from ..atomic import WriteError, check_output_dir, write_json, write_text
-from ..data.layout import ImageReadError, decode_image, find_pairs, image_size, read_image, read_mask
+from ..data.layout import (ImageReadError, decode_image, find_pairs, image_size, published_root, read_image, read_mask,
+                           sample_path)
 from .aligned import describe_fast_path
 from .batch import METRICS, compute_metrics, compute_metrics_float, summarize
 
@@ -64,16 +65,6 @@ class EvalItem:
     blurred: Path | None
 
 
-def _published_root(gt: Path, split: str) -> tuple[Path, str] | None:
-    """(dataset root, split) when ``gt`` is a published root or one split folder of it, else None."""
-    if (gt / "dataset" / split).is_dir():
-        return gt, split
-    if next(gt.glob("*/*/*_sharp.png"), None) is not None:
-        # ``gt`` is ROOT/dataset/<split> itself.
-        return gt.parent.parent, gt.name
-    return None
-
-
 def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str | os.PathLike | None = None,
                split: str = "test", blurred: bool = False) -> list[EvalItem]:
     """Match predictions, ground truth, masks (and blurred inputs) by name.
@@ -98,7 +89,7 @@ def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str
     pred_dir = Path(pred) if pred is not None else None
     if pred_dir is not None and not pred_dir.is_dir():
         raise EvaluationInputError(f"{pred_dir}: predictions folder not found")
-    published = _published_root(gt, split)
+    published = published_root(gt, split)
     items: list[EvalItem] = []
     problems: list[str] = []
     if published is not None:
@@ -110,10 +101,10 @@ def find_items(pred: str | os.PathLike | None, gt: str | os.PathLike, masks: str
             if not pair.sharp.is_file():
                 problems.append(f"missing ground truth: {pair.sharp}")
                 continue
-            mask = mask_dir / pair.scene / pair.seq / f"{pair.idx}.png" if split_level else pair.mask
+            mask = sample_path(mask_dir, pair.scene, pair.seq, pair.idx) if split_level else pair.mask
             items.append(EvalItem(
                 name=pair.name, gt=pair.sharp,
-                pred=pred_dir / pair.scene / pair.seq / f"{pair.idx}.png" if pred_dir is not None else None,
+                pred=sample_path(pred_dir, pair.scene, pair.seq, pair.idx) if pred_dir is not None else None,
                 mask=mask, blurred=pair.blur if blurred else None))
     else:
         if blurred:
