@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..pixels import hwc_to_chw, to_float64, to_uint8_exact
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_C1 = 0.01 ** 2
@@ -48,19 +50,10 @@ def to_tensor(image, name: str = "image") -> torch.Tensor:
         A floating-point tensor (B, C, H, W) (float64 for numpy input, the input dtype otherwise).
     """
     if isinstance(image, np.ndarray):
-        if image.dtype == np.uint8:
-            arr = image.astype(np.float64) / 255.0
-        elif image.dtype == np.uint16:
-            arr = image.astype(np.float64) / 65535.0
-        elif np.issubdtype(image.dtype, np.floating) or image.dtype == bool:
-            arr = image.astype(np.float64)
-        else:
-            raise TypeError(f"{name}: unsupported numpy dtype {image.dtype}")
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        if arr.ndim != 3:
+        arr = to_float64(image, name)
+        if arr.ndim not in (2, 3):
             raise ValueError(f"{name}: expected a numpy image (H, W, C) or (H, W), got shape {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+        return hwc_to_chw(arr)[None]
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(image).__name__}")
     if image.ndim == 3:
@@ -247,8 +240,8 @@ def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """Quantise images to the protocol's 8-bit grid as uint8 (B, H, W, C) arrays.
 
     The value is round(clamp(x, 0, 1) * 255) with round-half-to-even, computed in float64 so that it
-    equals :func:`quantize_8bit` bit for bit. uint8 input is used as it is; uint16 is scaled by
-    1/65535 first (as :func:`to_tensor` does).
+    equals :func:`quantize_8bit` bit for bit (:func:`lbag.pixels.to_uint8_exact`). uint8 input is used
+    as it is; uint16 is scaled by 1/65535 first (as :func:`to_tensor` does).
 
     Args:
         image: (B, C, H, W) / (C, H, W) tensor in [0, 1], or a numpy (H, W, C) / (H, W) image.
@@ -265,12 +258,8 @@ def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{name}: expected a numpy image (H, W, C) or (H, W), got shape {image.shape}")
         if image.dtype == np.uint8:
             return np.ascontiguousarray(image)[None], np.zeros(1, bool)
-        if image.dtype == np.uint16:
-            views = [image.astype(np.float64) / 65535.0]
-        elif np.issubdtype(image.dtype, np.floating) or image.dtype == bool:
-            views = [image]
-        else:
-            raise TypeError(f"{name}: unsupported numpy dtype {image.dtype}")
+        # floats go straight to the float64 product below; uint16 is scaled first (other types: TypeError)
+        views = [image if np.issubdtype(image.dtype, np.floating) or image.dtype == bool else to_float64(image, name)]
     else:
         t = to_tensor(image, name).detach()
         if t.device.type != "cpu":
@@ -286,14 +275,7 @@ def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
     buf = np.empty(views[0].shape, np.float64)
     for i, v in enumerate(views):
         # float32 * 255 is exact in float64, so rint sees the true product (no float32 tie errors).
-        np.multiply(v, 255.0, out=buf, dtype=np.float64, casting="unsafe")
-        np.clip(buf, 0.0, 255.0, out=buf)
-        np.rint(buf, out=buf)
-        # A NaN anywhere makes the (allocation-free) sum NaN; only then look closer.
-        nan[i] = not np.isfinite(buf.sum()) and bool(np.isnan(buf).any())
-        if nan[i]:
-            np.nan_to_num(buf, copy=False)
-        out[i] = buf
+        nan[i] = to_uint8_exact(v, out=out[i], scratch=buf)[1]
     return out, nan
 
 
