@@ -1,8 +1,6 @@
 """DeepDeblur (MSResNet): official keys/order/shapes/count, the pyramid and range conventions, any size,
 gradients."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +10,7 @@ import torch.nn.functional as F
 from lbag.models.deepdeblur import INFO, MODELS, DeepDeblur, deepdeblur, gaussian_pyramid
 from lbag.models.mimo_unet import DeblurOutput
 
-# The project spec's official shapes (key order kept) and parameter counts, shipped with the tests.
-DATA = Path(__file__).parent / "data" / "baselines"
-SHAPES = json.loads((DATA / "state_dict_shapes.json").read_text())
-PARAMS = json.loads((DATA / "params.json").read_text())
+from baseline_spec import PARAMS, SHAPES
 
 
 @pytest.fixture(scope="module")

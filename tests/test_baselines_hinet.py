@@ -1,7 +1,5 @@
 """HINet: official keys/order/shapes/count, two-stage output, any size, gradients."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,10 +7,7 @@ import torch
 from lbag.models.hinet import INFO, MODELS, HINet, hinet
 from lbag.models.mimo_unet import DeblurOutput
 
-# The project spec's official shapes (key order kept) and parameter counts, shipped with the tests.
-DATA = Path(__file__).parent / "data" / "baselines"
-SHAPES = json.loads((DATA / "state_dict_shapes.json").read_text())
-PARAMS = json.loads((DATA / "params.json").read_text())
+from baseline_spec import PARAMS, SHAPES
 
 
 @pytest.fixture(scope="module")

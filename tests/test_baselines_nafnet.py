@@ -1,8 +1,6 @@
 """NAFNet(Local): official keys/order/shapes/count at width 32 and 64, the test-time local statistics,
 zero padding, any size, gradients."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +9,7 @@ import torch.nn.functional as F
 from lbag.models.mimo_unet import DeblurOutput
 from lbag.models.nafnet import INFO, MODELS, LocalAvgPool, NAFNet, nafnet
 
-# The project spec's official shapes (key order kept) and parameter counts, shipped with the tests.
-DATA = Path(__file__).parent / "data" / "baselines"
-SHAPES = json.loads((DATA / "state_dict_shapes.json").read_text())
-PARAMS = json.loads((DATA / "params.json").read_text())
+from baseline_spec import PARAMS, SHAPES
 
 
 @pytest.fixture(scope="module")

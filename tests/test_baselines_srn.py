@@ -20,7 +20,8 @@ from lbag.models.srn import (
     tf_variable_name,
 )
 
-DATA = Path(__file__).resolve().parent / "data" / "baselines"
+from baseline_spec import DATA
+
 VARIABLES = json.loads((DATA / "srn_deblur_color_variables.json").read_text())["models"]["color"]["variables"]
 
 

@@ -2,7 +2,6 @@
 keys of every published container, wrong files rejected clearly, tiling per model."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,9 +28,8 @@ from lbag.models import registry
 from lbag.models.checkpoints import ALIASES_KEY
 from lbag.table1 import count_macs, count_params
 
-DATA = Path(__file__).resolve().parent / "data" / "baselines"
-SHAPES = json.loads((DATA / "state_dict_shapes.json").read_text())
-PARAMS = json.loads((DATA / "params.json").read_text())
+from baseline_spec import PARAMS, SHAPES
+
 MIMO = ("mimo_unet", "mimo_unet_plus", "lbag", "lbag_small")
 
 

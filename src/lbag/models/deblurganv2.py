@@ -240,10 +240,49 @@ def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode="nearest")
 
 
-class _FPNInception(nn.Module):
+class _FPN(nn.Module):
+    """Top-down feature pyramid over five encoder levels ``enc0`` ... ``enc4`` (strides 2 ... 32).
+
+    A subclass registers its backbone and ``enc*`` first, then calls :meth:`_add_pyramid`: the official
+    state_dict order is backbone, encoders, ``td1`` ... ``td3``, ``lateral4`` ... ``lateral0``.
+    ``PADS`` holds the reflection pads of the lateral maps at levels 4 ... 0 (None: no padding).
+    """
+
+    PADS: tuple = (None,) * 5
+
+    def _add_pyramid(self, ch: int, lateral_in: tuple[int, int, int, int, int]) -> None:
+        self.td1, self.td2, self.td3 = _top_down(ch), _top_down(ch), _top_down(ch)
+        c4, c3, c2, c1, c0 = lateral_in
+        self.lateral4 = nn.Conv2d(c4, ch, 1, bias=False)
+        self.lateral3 = nn.Conv2d(c3, ch, 1, bias=False)
+        self.lateral2 = nn.Conv2d(c2, ch, 1, bias=False)
+        self.lateral1 = nn.Conv2d(c1, ch, 1, bias=False)
+        self.lateral0 = nn.Conv2d(c0, ch // 2, 1, bias=False)
+
+    def _lateral(self, level: int, e: torch.Tensor) -> torch.Tensor:
+        m = getattr(self, f"lateral{level}")(e)
+        pad = self.PADS[4 - level]
+        return m if pad is None else F.pad(m, pad, mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        e4 = self.enc4(e3)
+        m4 = self._lateral(4, e4)
+        m3 = self.td1(self._lateral(3, e3) + _up(m4, 2))
+        m2 = self.td2(self._lateral(2, e2) + _up(m3, 2))
+        m1 = self.td3(self._lateral(1, e1) + _up(m2, 2))
+        return self._lateral(0, e0), m1, m2, m3, m4
+
+
+class _FPNInception(_FPN):
     """FPN over InceptionResNetV2. Its valid (unpadded) convolutions leave odd sizes, which the official
     code re-aligns with reflection pads of the lateral maps: +1 on every side at 1/32, 1/16 and 1/4,
     (1, 2) at 1/8 and (0, 1) at 1/2, so an input of 32k (k >= 4) gives maps of exactly 16k ... k."""
+
+    PADS = ((1, 1, 1, 1), (1, 1, 1, 1), (1, 2, 1, 2), (1, 1, 1, 1), (0, 1, 0, 1))
 
     def __init__(self, ch: int = 256) -> None:
         super().__init__()
@@ -254,31 +293,13 @@ class _FPNInception(nn.Module):
         self.enc2 = nn.Sequential(net.conv2d_3b, net.conv2d_4a, net.maxpool_5a)
         self.enc3 = nn.Sequential(net.mixed_5b, net.repeat, net.mixed_6a)
         self.enc4 = nn.Sequential(net.repeat_1, net.mixed_7a)
-        self.td1, self.td2, self.td3 = _top_down(ch), _top_down(ch), _top_down(ch)
-        self.lateral4 = nn.Conv2d(2080, ch, 1, bias=False)
-        self.lateral3 = nn.Conv2d(1088, ch, 1, bias=False)
-        self.lateral2 = nn.Conv2d(192, ch, 1, bias=False)
-        self.lateral1 = nn.Conv2d(64, ch, 1, bias=False)
-        self.lateral0 = nn.Conv2d(32, ch // 2, 1, bias=False)
+        self._add_pyramid(ch, (2080, 1088, 192, 64, 32))
 
     def backbone(self) -> nn.Module:
         return self.inception
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        e0 = self.enc0(x)
-        e1 = self.enc1(e0)
-        e2 = self.enc2(e1)
-        e3 = self.enc3(e2)
-        e4 = self.enc4(e3)
-        m4 = F.pad(self.lateral4(e4), (1, 1, 1, 1), mode="reflect")
-        m3 = self.td1(F.pad(self.lateral3(e3), (1, 1, 1, 1), mode="reflect") + _up(m4, 2))
-        m2 = self.td2(F.pad(self.lateral2(e2), (1, 2, 1, 2), mode="reflect") + _up(m3, 2))
-        m1 = self.td3(F.pad(self.lateral1(e1), (1, 1, 1, 1), mode="reflect") + _up(m2, 2))
-        m0 = F.pad(self.lateral0(e0), (0, 1, 0, 1), mode="reflect")
-        return m0, m1, m2, m3, m4
 
-
-class _FPNMobileNet(nn.Module):
+class _FPNMobileNet(_FPN):
     """FPN over MobileNetV2 ``features.0`` ... ``features.15`` (strides 2, 4, 8, 16, 32)."""
 
     def __init__(self, ch: int = 128) -> None:
@@ -290,27 +311,10 @@ class _FPNMobileNet(nn.Module):
         self.enc2 = nn.Sequential(*f[4:7])
         self.enc3 = nn.Sequential(*f[7:11])
         self.enc4 = nn.Sequential(*f[11:16])
-        self.td1, self.td2, self.td3 = _top_down(ch), _top_down(ch), _top_down(ch)
-        self.lateral4 = nn.Conv2d(160, ch, 1, bias=False)
-        self.lateral3 = nn.Conv2d(64, ch, 1, bias=False)
-        self.lateral2 = nn.Conv2d(32, ch, 1, bias=False)
-        self.lateral1 = nn.Conv2d(24, ch, 1, bias=False)
-        self.lateral0 = nn.Conv2d(16, ch // 2, 1, bias=False)
+        self._add_pyramid(ch, (160, 64, 32, 24, 16))
 
     def backbone(self) -> nn.Module:
         return self.features
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        e0 = self.enc0(x)
-        e1 = self.enc1(e0)
-        e2 = self.enc2(e1)
-        e3 = self.enc3(e2)
-        e4 = self.enc4(e3)
-        m4 = self.lateral4(e4)
-        m3 = self.td1(self.lateral3(e3) + _up(m4, 2))
-        m2 = self.td2(self.lateral2(e2) + _up(m3, 2))
-        m1 = self.td3(self.lateral1(e1) + _up(m2, 2))
-        return self.lateral0(e0), m1, m2, m3, m4
 
 
 class _FPNHead(nn.Module):
