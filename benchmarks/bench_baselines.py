@@ -98,8 +98,12 @@ def main() -> None:
     if args.child:
         child(args.child, args.size, args.runs, args.threads, args.warmup)
         return
+    import torch
+
     from lbag.models import architectures
     from lbag.table1 import count_macs
+
+    torch.set_num_threads(args.threads)  # the cases run with it; the result's machine line reports it
 
     start_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     names = args.models.split(",") if args.models else list(architectures())
@@ -116,7 +120,7 @@ def main() -> None:
                 pass
     body = (f"1-minute load average when the run started: {start_load:.1f} on {os.cpu_count()} cores (other jobs slow "
             "every figure).\n\n"
-            f"Random weights, batch 1, {args.threads} threads, the default path of `lbag deblur` "
+            f"Random weights, batch 1, {args.threads} torch thread(s) per case, the default path of `lbag deblur` "
             "(`prepare(model, 'cpu', 'auto')`); each case in its own process. Peak RSS of the whole process "
             "(Python + torch + model + activations), the model alone in parentheses. 'load before': the 1-minute "
             "load average just before the case started.\n")
