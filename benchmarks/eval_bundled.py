@@ -1,6 +1,6 @@
 """Metrics of the bundled model on a held-out synthetic test split, against the blurred input.
 
-The test split of the bundled model's data (configs/bundled_photos.yaml) is made from photos that no
+The test split of the bundled model's data (configs/bundled_photos_stage2.yaml) is made from photos that no
 training scene uses (``lbag synth --images`` splits by photo). This deblurs every test image and reports
 PSNR, SSIM, PSNR_w, SSIM_w (the paper's protocol: 8-bit quantised), the PSNR on the static (unblurred)
 pixels against the sharp image, and the PSNR between output and input on those static pixels (how much
@@ -9,10 +9,10 @@ the model touched what it should leave alone).
 The model runs through the float32 reference path (``eager``) and through the default path of this
 machine (``lbag.accel.auto_path``), so the table also shows what the default path changes.
 
-Make the data first (see configs/bundled_photos.yaml for the exact command; the photos are in
+Make the data first (see configs/bundled_photos_stage2.yaml for the exact command; the photos are in
 ../shared/data/photos, not part of the package).
 
-Usage: python benchmarks/eval_bundled.py --data runs/photo_data_middle [--weights FILE] [--name NAME]
+Usage: python benchmarks/eval_bundled.py --data runs/photo_data_shared [--weights FILE] [--name NAME]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from common import markdown_table, write_result
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", default="runs/photo_data_middle", help="dataset root made by lbag synth --images")
+    ap.add_argument("--data", default="runs/photo_data_shared", help="dataset root made by lbag synth --images")
     ap.add_argument("--name", default="bundled_model", help="result name (benchmarks/results/NAME.md)")
     ap.add_argument("--weights", default=None, help="weights (default: the bundled model)")
     ap.add_argument("--threads", type=int, default=2)
@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = Path(args.data)
     if not (root / "dataset" / "test").is_dir():
-        raise SystemExit(f"{root}: no test split; make it as configs/bundled_photos.yaml says")
+        raise SystemExit(f"{root}: no test split; make it as configs/bundled_photos_stage2.yaml says")
     ds = ValDataset(root, split="test", max_images=args.max_images)
     model = load_for_inference(args.weights)
     paths = ["eager"] + ([auto_path("cpu")] if auto_path("cpu") not in ("eager", "channels_last") else [])
@@ -79,8 +79,8 @@ def main() -> None:
     body = (f"{len(ds)} held-out synthetic test images ({w}x{h}, scenes never seen in training; generator "
             f"{root}, photos held out from training), untiled CPU inference ({dt:.0f} s in total). dB figures are 8-bit quantised "
             "as in the paper's protocol; PSNR_w / SSIM_w over the exact blur mask; 'psnr_static' against the "
-            "sharp image over pixels no object touched (bounded by the independent sensor noise of the two "
-            "exposures); 'static_vs_input' = PSNR between output and input over those pixels (inf for the "
+            "sharp image over pixels no object touched (with independent noise in the two exposures it is bounded "
+            "by that noise; with shared noise the input's static pixels equal the sharp ones); 'static_vs_input' = PSNR between output and input over those pixels (inf for the "
             "input itself).\n\n" + markdown_table(["image"] + list(keys), rows)
             + "\n\nGain of the deblurred output (eager) over the blurred input: "
             + ", ".join(f"{k} {v:+.4f}" if "ssim" in k else f"{k} {v:+.2f} dB" for k, v in gain.items()) + ".")
