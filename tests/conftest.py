@@ -1,12 +1,19 @@
 """Shared test data."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from lbag.models import lbag_small, save_model
+
+# Under pytest-xdist each worker gets its share of the cores: torch's default (every core per worker)
+# oversubscribes a 2-core CI machine and made the suite about 2x slower.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 # Keys and shapes of the published MIMO-UNet / MIMO-UNet+ / LBAG checkpoints (a copy of the project
 # spec, shipped so the parity tests run in any clone).
