@@ -170,6 +170,14 @@ def test_shared_noise_leaves_untouched_pixels_identical():
         SynthConfig(noise="same")
 
 
+def test_untouched_pixels_average_to_the_background_exactly():
+    # float32 sums of identical sub-frames are not always exact; pixels no layer covered must still
+    # equal the background bit for bit (shared noise then leaves them identical in the pair).
+    for seed in range(6):
+        r = render_sample(SynthConfig(size=(256, 192), noise="shared"), np.random.default_rng(seed))
+        assert np.array_equal(r.blur[~r.mask], r.sharp[~r.mask]), seed
+
+
 def test_cutout_objects_follow_colour_edges_and_stay_inside():
     from lbag.data.synth import _cutout_alpha
 

@@ -691,7 +691,11 @@ def _integrate(bg: np.ndarray, layers: list[Layer], times: np.ndarray, thr: floa
                 frame += warped[:, :, :3]      # premultiplied colour
                 np.maximum(amax, a, out=amax)
             acc += frame
-        out[y0:y1, x0:x1] = acc / len(times)
+        avg = acc / len(times)
+        # Where no layer ever covered a pixel its average is the background exactly; float32 summing
+        # would leave rare one-level differences after encoding, so those pixels are copied.
+        np.copyto(avg, bg_roi, where=(amax == 0)[:, :, None])
+        out[y0:y1, x0:x1] = avg
         touched[y0:y1, x0:x1] |= amax > thr
 
 
