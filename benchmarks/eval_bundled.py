@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,22 +28,22 @@ from common import markdown_table, write_result
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", default="runs/photo_data_shared", help="dataset root made by lbag synth --images")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "runs" / "photo_data_shared"),
+                    help="dataset root made by lbag synth --images (default: the repository's runs/photo_data_shared)")
     ap.add_argument("--name", default="bundled_model", help="result name (benchmarks/results/NAME.md)")
     ap.add_argument("--weights", default=None, help="weights (default: the bundled model)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-images", type=int, default=None, help="first N test images only (smoke runs)")
     args = ap.parse_args()
-    from pathlib import Path
-
     from lbag.accel import auto_path, prepare
     from lbag.data import ValDataset
+    from lbag.data.layout import has_split
     from lbag.infer import deblur_tensor, load_for_inference
     from lbag.metrics import compute_metrics, psnr_float, psnr_weighted
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)
-    if not (root / "dataset" / "test").is_dir():
+    if not has_split(root, "test"):
         raise SystemExit(f"{root}: no test split; make it as configs/bundled_photos_stage2.yaml says")
     ds = ValDataset(root, split="test", max_images=args.max_images)
     model = load_for_inference(args.weights)

@@ -11,13 +11,13 @@ from .aligned import align, estimate_homography, psnr_aligned, psnr_aligned_floa
 from .batch import compute_metrics, compute_metrics_float, metric_rows, summarize
 from .evaluate import (EvalItem, EvalOptions, EvaluationInputError, ImageReadError, evaluate, find_items,
                        format_table, read_image, read_mask)
-from .pixel import (pixel_metrics_float, psnr_float, psnr_weighted_float, quantize_8bit, ssim_float, ssim_map,
+from .pixel import (pixel_metrics_float, psnr_float, psnr_weighted_float, ssim_float, ssim_map,
                     ssim_weighted_float)
 from .protocol8 import pixel_metrics, psnr, psnr_weighted, ssim, ssim_weighted
 
 __all__ = ["psnr", "ssim", "psnr_weighted", "ssim_weighted", "pixel_metrics", "psnr_aligned", "psnr_aligned_np",
            "psnr_float", "ssim_float", "psnr_weighted_float", "ssim_weighted_float", "pixel_metrics_float",
-           "psnr_aligned_float", "align", "estimate_homography", "ssim_map", "quantize_8bit",
+           "psnr_aligned_float", "align", "estimate_homography", "ssim_map",
            "compute_metrics", "compute_metrics_float", "metric_rows", "summarize", "evaluate", "find_items",
            "format_table", "read_image", "read_mask", "EvalItem", "EvalOptions", "EvaluationInputError",
            "ImageReadError"]

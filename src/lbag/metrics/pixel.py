@@ -65,16 +65,8 @@ def to_tensor(image, name: str = "image") -> torch.Tensor:
     return image
 
 
-def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the 8-bit grid, round(x * 255) / 255, as the protocol does."""
-    # clamp() makes a copy, so the in-place steps after it never touch the caller's tensor.
-    return x.clamp(0, 1).mul_(255.0).round_().div_(255.0)
-
-
 def prepare_pair(pred, gt, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Check and normalise a prediction / ground-truth pair for the float metrics: clamp to [0, 1].
-
-    (:func:`quantize_8bit` of the result gives the protocol's 8-bit values as floats.)
 
     Args:
         pred, gt: images as accepted by :func:`to_tensor`, same shape, 3 channels.
@@ -240,7 +232,7 @@ def quantize_u8(image, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """Quantise images to the protocol's 8-bit grid as uint8 (B, H, W, C) arrays.
 
     The value is round(clamp(x, 0, 1) * 255) with round-half-to-even, computed in float64 so that it
-    equals :func:`quantize_8bit` bit for bit (:func:`lbag.pixels.to_uint8_exact`). uint8 input is used
+    is exact for float32 input (:func:`lbag.pixels.to_uint8_exact`). uint8 input is used
     as it is; uint16 is scaled by 1/65535 first (as :func:`to_tensor` does).
 
     Args:

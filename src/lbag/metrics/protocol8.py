@@ -67,6 +67,10 @@ def _ssim_strip_sums(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, rows: r
     bufs = np.empty((6, n_in, w, c), np.float64)
     prod = np.empty((n_in, w, c), np.uint16)
     total = masked = 0.0
+
+    def blur(src: np.ndarray, dst: np.ndarray) -> None:
+        cv2.sepFilter2D(src, cv2.CV_64F, k, k, dst=dst, borderType=cv2.BORDER_REFLECT)
+
     for y0 in range(rows.start, rows.stop, step):
         y1 = min(y0 + step, rows.stop)
         n = y1 - y0 + 2 * r
@@ -74,10 +78,6 @@ def _ssim_strip_sums(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, rows: r
         ps, gs = p[y0:y1 + 2 * r], g[y0:y1 + 2 * r]
         mu_p, mu_g, e_pp, e_gg, e_pg, t = (b[:n] for b in bufs)
         pr = prod[:n]
-
-        def blur(src: np.ndarray, dst: np.ndarray) -> None:
-            cv2.sepFilter2D(src, cv2.CV_64F, k, k, dst=dst, borderType=cv2.BORDER_REFLECT)
-
         blur(ps, mu_p)
         blur(gs, mu_g)
         # 8-bit products fit uint16 exactly.
