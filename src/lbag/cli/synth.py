@@ -41,6 +41,9 @@ def register(sub) -> None:
                         "middle (centred; a symmetric streak then determines the target)")
     p.add_argument("--object-shape", choices=("cutout", "blob"), default="cutout",
                    help="moving objects cut from the texture photo along its colour edges (default) or smooth blobs")
+    p.add_argument("--light-strips", type=int, default=0, metavar="N",
+                   help="up to N static strip lights (lamps, rows of lamps) per background, clipped in both frames: "
+                        "a model trained with them leaves bright static streaks alone (default 0)")
     p.add_argument("--no-noise", action="store_true", help="noise-free pairs")
     p.add_argument("--noise", choices=("independent", "shared"), default="independent",
                    help="independent: each frame its own noise, as two real cameras (default); shared: one noise "
@@ -69,7 +72,8 @@ def run(args) -> int:
         cfg = SynthConfig(size=_size(args.size), scenes=args.scenes, seed=args.seed,
                           images_per_sequence=args.images_per_scene, test_fraction=args.test_fraction,
                           blur_extent=_range(args.blur_extent), blurred_area=_range(args.blurred_area),
-                          sharp_at=args.sharp_at, object_shape=args.object_shape, noise=args.noise, **kw)
+                          sharp_at=args.sharp_at, object_shape=args.object_shape, noise=args.noise,
+                          light_strips=args.light_strips, **kw)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     check_output_dir(args.out)  # a file, no permission, read-only: one line before any rendering

@@ -74,6 +74,10 @@ class SynthConfig:
         exposure: range of the scene's linear gain.
         highlight_prob: probability that an object carries specular highlights.
         highlight_radiance: peak linear radiance of highlights (1.0 = white point; above clips).
+        light_strips: at most this many static light strips per background (0 to N, uniform): thin
+            straight lamps or rows of lamps above the white point, clipped identically in both
+            frames. Without them a network meets bright elongated shapes only as motion streaks and
+            dims static strip lights in real photos (e.g. a sports hall's ceiling lamps).
         full_well: photo-electrons at the white point (shot noise sigma = sqrt(L / full_well)).
         read_noise: read-noise sigma in linear units; 0 with full_well = inf gives noise-free pairs.
         noise: 'independent' (each frame its own noise draw, as two real cameras) or 'shared' (one
@@ -108,6 +112,7 @@ class SynthConfig:
     exposure: tuple[float, float] = (0.7, 1.3)
     highlight_prob: float = 0.5
     highlight_radiance: tuple[float, float] = (1.5, 6.0)
+    light_strips: int = 0
     full_well: float = 4000.0
     read_noise: float = 0.002
     noise: str = "independent"
@@ -140,6 +145,8 @@ class SynthConfig:
             raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         if self.object_shape not in OBJECT_SHAPES:
             raise ValueError(f"object_shape must be one of {', '.join(OBJECT_SHAPES)}, got {self.object_shape!r}")
+        if self.light_strips < 0:
+            raise ValueError(f"light_strips must be >= 0, got {self.light_strips}")
         if self.subframe_step <= 0:
             raise ValueError(f"subframe_step must be > 0, got {self.subframe_step}")
         unknown = set(self.sources) - {"deadleaves", "photos", "folder"}
@@ -399,7 +406,40 @@ def make_background(cfg: SynthConfig, rng: np.random.Generator,
     # A few small lamps / reflections above the white point: they clip identically in both frames.
     for _ in range(int(rng.integers(0, 3))):
         _add_highlight(bg, None, rng, cfg, radius=rng.uniform(1.5, 4) * max(w, h) / 512)
+    if cfg.light_strips:  # no draw at 0: existing recipes render exactly as before
+        for _ in range(int(rng.integers(0, cfg.light_strips + 1))):
+            _add_light_strip(bg, rng, cfg)
     return bg
+
+
+def _add_light_strip(img: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> None:
+    """Paint a straight lamp (or a dashed row of lamps) of linear radiance above 1, in place.
+
+    The lamp covers what lies behind it (anti-aliased by one pixel at its edges and dash ends).
+    """
+    h, w = img.shape[:2]
+    s = max(w, h) / 512
+    half_len, half_wid = rng.uniform(10, 80) * s, max(0.75, rng.uniform(0.75, 3.0) * s)
+    theta = rng.uniform(0, np.pi)
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    reach = half_len + half_wid + 2
+    y0, y1 = int(max(0, cy - reach)), int(min(h, cy + reach + 1))
+    x0, x1 = int(max(0, cx - reach)), int(min(w, cx + reach + 1))
+    if y0 >= y1 or x0 >= x1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    px, py = xx - cx, yy - cy
+    along = px * np.cos(theta) + py * np.sin(theta)
+    across = np.abs(py * np.cos(theta) - px * np.sin(theta))
+    cover = np.clip(half_wid + 0.5 - across, 0, 1) * np.clip(half_len + 0.5 - np.abs(along), 0, 1)
+    if rng.random() < 0.5:  # a row of separate lamps
+        period = rng.uniform(3, 8) * half_wid + 2
+        lit = rng.uniform(0.4, 0.8) * period
+        phase = np.mod(along + half_len, period)
+        cover *= np.clip(0.5 + np.minimum(phase, lit - phase), 0, 1)
+    colour = np.float32(rng.uniform(*cfg.highlight_radiance)) * rng.uniform(0.85, 1.0, 3).astype(np.float32)
+    region = img[y0:y1, x0:x1]
+    region += cover[:, :, None] * (colour - region)
 
 
 def _add_highlight(img: np.ndarray, alpha: np.ndarray | None, rng: np.random.Generator, cfg: SynthConfig,
