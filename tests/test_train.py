@@ -115,6 +115,25 @@ def test_resume_equals_uninterrupted(data_root, tmp_path):
     assert sorted(int(r[0]) for r in rows if r[2] == "loss/total") == [1, 2, 3, 4]
 
 
+def test_resume_takes_the_configs_new_learning_rate_schedule(data_root, tmp_path):
+    # Saved: lr 1e-3, constant. Resumed at step 2 with lr 4e-3 halving every 3 steps, as if that had
+    # always been the schedule: step 3 updates with 4e-3, steps 4-5 with 2e-3. The CSV logs the rate
+    # after each step's scheduler step (the next step's rate).
+    train(_cfg(data_root, tmp_path / "r", optim__max_steps=2), log=lambda *_: None)
+    lines = []
+    train(_cfg(data_root, tmp_path / "r", optim__max_steps=5, optim__lr=4e-3, optim__lr_step=3), resume=True,
+          log=lines.append)
+    rows = [r.split(",") for r in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[1:]]
+    lrs = {int(r[0]): float(r[3]) for r in rows if r[2] == "lr"}
+    assert lrs == pytest.approx({1: 1e-3, 2: 1e-3, 3: 2e-3, 4: 2e-3, 5: 2e-3})
+    assert any("lr_step 100000 -> 3" in line and "lr 0.004 from step 2" in line for line in lines), lines
+    # An unchanged schedule is left alone (test_resume_equals_uninterrupted: bit-identical).
+    lines.clear()
+    train(_cfg(data_root, tmp_path / "r", optim__max_steps=6, optim__lr=4e-3, optim__lr_step=3), resume=True,
+          log=lines.append)
+    assert not any("learning-rate schedule" in line for line in lines)
+
+
 @pytest.mark.slow
 def test_bf16_fast_path_runs_and_resumes_exactly(data_root, tmp_path, monkeypatch):
     """The CPU fast path (bf16 autocast + channels_last, taken where bf16 is native) forced on, so it is

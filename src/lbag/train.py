@@ -583,6 +583,30 @@ def _validation_round(model: torch.nn.Module, val_set: Dataset, cfg: TrainConfig
             run.save_best(model, step, pw)
 
 
+def _adopt_schedule(optimizer, scheduler, oc, log) -> None:
+    """On resume, the config's learning-rate schedule replaces the one saved in the checkpoint.
+
+    The saved StepLR state carries its step size, gamma and base rate, and Adam's the current rate, so
+    without this a resumed run would silently keep the old schedule after the config changed
+    ``optim.lr``, ``optim.lr_step`` or ``optim.lr_gamma``. An unchanged schedule is left untouched (the
+    resume stays bit-identical); a changed one takes effect from the resumed step, as if it had always
+    been the schedule: lr = lr0 * gamma ** (step // lr_step).
+    """
+    old = (scheduler.base_lrs[0], scheduler.step_size, scheduler.gamma)
+    new = (oc.lr, oc.lr_step, oc.lr_gamma)
+    if old == new:
+        return
+    step = scheduler.last_epoch
+    lr = oc.lr * oc.lr_gamma ** (step // oc.lr_step)
+    scheduler.base_lrs = [oc.lr] * len(optimizer.param_groups)
+    scheduler.step_size, scheduler.gamma = oc.lr_step, oc.lr_gamma
+    for group in optimizer.param_groups:
+        group["lr"], group["initial_lr"] = lr, oc.lr
+    scheduler._last_lr = [lr] * len(optimizer.param_groups)
+    log(f"lbag train: the config changes the learning-rate schedule (lr {old[0]:g} -> {oc.lr:g}, lr_step "
+        f"{old[1]} -> {oc.lr_step}, lr_gamma {old[2]:g} -> {oc.lr_gamma:g}): lr {lr:g} from step {step}")
+
+
 def _save_checkpoint(run: RunDir, cfg: TrainConfig, model: torch.nn.Module, optimizer, scheduler,
                      criterion: torch.nn.Module, progress: RunProgress, device: torch.device, dd: _Dist) -> Path | None:
     """Every rank joins the RNG gather; rank 0 writes the checkpoint of this step (None elsewhere)."""
@@ -640,6 +664,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> TrainResult:
                                     partial(_load_criterion_state, criterion))
             progress = RunProgress(state["step"], state.get("best_psnr_w"), state.get("skipped_steps", 0),
                                    last_ckpt=ck.weights)
+            _adopt_schedule(optimizer, scheduler, oc, log if dd.main else (lambda *_: None))
             resumed_at = progress.step
         if dd.main:
             run.write_config(config_to_dict(cfg))
