@@ -42,8 +42,8 @@ def register(sub) -> None:
     p.add_argument("--object-shape", choices=("cutout", "blob"), default="cutout",
                    help="moving objects cut from the texture photo along its colour edges (default) or smooth blobs")
     p.add_argument("--light-strips", type=int, default=0, metavar="N",
-                   help="up to N static strip lights (lamps, rows of lamps) per background, clipped in both frames: "
-                        "a model trained with them leaves bright static streaks alone (default 0)")
+                   help="up to N static strip lights (lamps, rows of lamps, most with a glow) per background, clipped in both frames: "
+                        "a model trained with them learns that a glowing static lamp is not a motion streak (default 0)")
     p.add_argument("--no-noise", action="store_true", help="noise-free pairs")
     p.add_argument("--noise", choices=("independent", "shared"), default="independent",
                    help="independent: each frame its own noise, as two real cameras (default); shared: one noise "

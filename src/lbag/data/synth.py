@@ -76,8 +76,8 @@ class SynthConfig:
         highlight_radiance: peak linear radiance of highlights (1.0 = white point; above clips).
         light_strips: at most this many static light strips per background (0 to N, uniform): thin
             straight lamps or rows of lamps above the white point, clipped identically in both
-            frames. Without them a network meets bright elongated shapes only as motion streaks and
-            dims static strip lights in real photos (e.g. a sports hall's ceiling lamps).
+            frames; most glow (a halo of their light, as lens bloom spreads a real lamp). Without them
+            a network takes a glowing static lamp for the motion streak of a highlight and dims it.
         full_well: photo-electrons at the white point (shot noise sigma = sqrt(L / full_well)).
         read_noise: read-noise sigma in linear units; 0 with full_well = inf gives noise-free pairs.
         noise: 'independent' (each frame its own noise draw, as two real cameras) or 'shared' (one
@@ -167,7 +167,7 @@ _ENC_LUT = np.rint(srgb_encode((np.arange(65536) / 65535.0).astype(np.float32)) 
 
 
 def _encode8(linear: np.ndarray) -> np.ndarray:
-    """Clipped linear light -> 8-bit sRGB, via a lookup table (fast at 2152x1436)."""
+    """Clipped linear light -> 8-bit sRGB, via a lookup table (fast at 2152x1436); overwrites ``linear``."""
     idx = np.empty(linear.shape, np.uint16)
     np.multiply(np.clip(linear, 0.0, 1.0), 65535.0, out=linear, casting="unsafe")
     np.add(linear, 0.5, out=linear)
@@ -415,14 +415,17 @@ def make_background(cfg: SynthConfig, rng: np.random.Generator,
 def _add_light_strip(img: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> None:
     """Paint a straight lamp (or a dashed row of lamps) of linear radiance above 1, in place.
 
-    The lamp covers what lies behind it (anti-aliased by one pixel at its edges and dash ends).
+    The lamp covers what lies behind it (anti-aliased by one pixel at its edges and dash ends); most
+    lamps also glow (a Gaussian halo of their light, as lens bloom spreads a real lamp), which is what
+    makes a static lamp look like a motion streak of a highlight.
     """
     h, w = img.shape[:2]
     s = max(w, h) / 512
     half_len, half_wid = rng.uniform(10, 80) * s, max(0.75, rng.uniform(0.75, 3.0) * s)
     theta = rng.uniform(0, np.pi)
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    reach = half_len + half_wid + 2
+    glow = rng.uniform(1.0, 4.0) * s if rng.random() < 0.7 else 0.0
+    reach = half_len + half_wid + 2 + 3 * glow
     y0, y1 = int(max(0, cy - reach)), int(min(h, cy + reach + 1))
     x0, x1 = int(max(0, cx - reach)), int(min(w, cx + reach + 1))
     if y0 >= y1 or x0 >= x1:
@@ -439,7 +442,11 @@ def _add_light_strip(img: np.ndarray, rng: np.random.Generator, cfg: SynthConfig
         cover *= np.clip(0.5 + np.minimum(phase, lit - phase), 0, 1)
     colour = np.float32(rng.uniform(*cfg.highlight_radiance)) * rng.uniform(0.85, 1.0, 3).astype(np.float32)
     region = img[y0:y1, x0:x1]
-    region += cover[:, :, None] * (colour - region)
+    light = cover[:, :, None] * colour
+    region += light - cover[:, :, None] * region
+    if glow:
+        halo = cv2.GaussianBlur(light, (0, 0), glow, borderType=cv2.BORDER_CONSTANT)
+        region += np.float32(rng.uniform(0.2, 1.0)) * halo
 
 
 def _add_highlight(img: np.ndarray, alpha: np.ndarray | None, rng: np.random.Generator, cfg: SynthConfig,
